@@ -1,0 +1,865 @@
+//! Carrying out a plan: a DAG executor with bounded parallelism.
+//!
+//! A step starts when every step it waits for has finished; its result is written to state
+//! (one small batch) before any dependent starts. Before a provider call that creates,
+//! replaces or deletes, the operation is recorded as pending; after it, the result replaces
+//! the record. A step that fails stops its dependents; independent branches go on. An
+//! interruption (Ctrl-C) or a lost lock stops new steps from starting and waits for the
+//! running ones.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::plan::{self, Op, Plan, Step};
+use crate::provider::{Context, Observed, Provider, Registry};
+use crate::secrets::SecretBox;
+use crate::stack::{Desired, DesiredResource};
+use crate::state::lock::{now_rfc3339, random_id};
+use crate::state::{Change, PendingKind, PendingOp, ResourceState, StackState, StateSession};
+use crate::urn::Urn;
+use crate::value::{self, OutputRef};
+
+/// Something that happened to a step, for progress display.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Started { urn: Urn, op: Op },
+    Finished { urn: Urn, op: Op, elapsed: Duration },
+    Failed { urn: Urn, op: Op, error: String },
+    Skipped { urn: Urn, op: Op, because: Urn },
+    Recovered { urn: Urn, what: String },
+}
+
+/// How a run ended.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub done: Vec<(Urn, Op)>,
+    pub failed: Vec<(Urn, Op, String)>,
+    /// Not started because a step they wait for failed.
+    pub skipped: Vec<(Urn, Op)>,
+    /// Not started because the run was interrupted or lost its lock.
+    pub not_started: Vec<(Urn, Op)>,
+    pub interrupted: bool,
+    /// Set when the state backend refused a write or the lock was lost.
+    pub lost_lock: Option<String>,
+    /// Steps that were running when the lock was lost: their result may not be recorded.
+    pub in_flight_at_loss: Vec<(Urn, Op)>,
+}
+
+impl Outcome {
+    pub fn succeeded(&self) -> bool {
+        self.failed.is_empty()
+            && self.skipped.is_empty()
+            && self.not_started.is_empty()
+            && !self.interrupted
+            && self.lost_lock.is_none()
+    }
+}
+
+/// What the engine needs to act: the providers, the stack, and the key for its secrets.
+#[derive(Clone)]
+pub struct Engine {
+    pub registry: Registry,
+    pub stack: String,
+    pub secrets: Option<Arc<SecretBox>>,
+    pub parallel: usize,
+    pub events: Arc<dyn Fn(Event) + Send + Sync>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("stack", &self.stack)
+            .field("parallel", &self.parallel)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The default parallelism: enough to overlap slow cloud calls, bounded for API rate limits.
+pub const DEFAULT_PARALLEL: usize = 16;
+
+struct Live {
+    resources: HashMap<Urn, ResourceState>,
+    retired: HashMap<Urn, ResourceState>,
+}
+
+struct Run<'a> {
+    engine: &'a Engine,
+    session: &'a dyn StateSession,
+    desired: &'a Desired,
+    live: Mutex<Live>,
+    lost: Mutex<Option<String>>,
+}
+
+fn record(d: &DesiredResource, id: String, inputs: Value, outputs: Value) -> ResourceState {
+    let mut outputs = outputs;
+    if value::has_secrets(&inputs) {
+        // Outputs may be derived from secret inputs: keep them all secret.
+        outputs = value::secret(outputs);
+    } else if let Value::Object(map) = &mut outputs {
+        for name in &d.secret_outputs {
+            if let Some(v) = map.remove(name) {
+                map.insert(name.clone(), value::secret(v));
+            }
+        }
+    }
+    ResourceState {
+        urn: d.urn.clone(),
+        type_token: d.type_token.clone(),
+        id,
+        inputs,
+        outputs,
+        dependencies: d.dependencies.clone(),
+        protect: d.protect,
+        retain_on_delete: d.retain_on_delete,
+        delete_before_replace: d.delete_before_replace,
+    }
+}
+
+impl Engine {
+    fn provider(&self, type_token: &str) -> Result<&Arc<dyn Provider>, String> {
+        self.registry.get(type_token).ok_or_else(|| {
+            let known: Vec<&str> = self.registry.types().collect();
+            format!(
+                "no provider for type `{type_token}` (this program has: {})",
+                known.join(", ")
+            )
+        })
+    }
+
+    fn encrypt(&self, changes: Vec<Change>) -> Result<Vec<Change>, String> {
+        changes
+            .into_iter()
+            .map(|c| {
+                let needs = |r: &ResourceState| {
+                    value::has_secrets(&r.inputs) || value::has_secrets(&r.outputs)
+                };
+                match (&c, &self.secrets) {
+                    (Change::PutResource(r), Some(b)) => {
+                        Ok(Change::PutResource(b.encrypt_resource(r)))
+                    }
+                    (Change::PutRetired(r), Some(b)) => {
+                        Ok(Change::PutRetired(b.encrypt_resource(r)))
+                    }
+                    (Change::PutOutputs(o), Some(b)) => Ok(Change::PutOutputs(
+                        o.iter().map(|(k, v)| (k.clone(), b.encrypt(v))).collect(),
+                    )),
+                    (Change::PutResource(r) | Change::PutRetired(r), None) if needs(r) => {
+                        Err(format!(
+                            "`{}` holds secrets and no passphrase is set; nothing was written",
+                            r.urn
+                        ))
+                    }
+                    (Change::PutOutputs(o), None) if o.values().any(value::has_secrets) => Err(
+                        "stack outputs hold secrets and no passphrase is set; nothing was written"
+                            .to_string(),
+                    ),
+                    _ => Ok(c),
+                }
+            })
+            .collect()
+    }
+
+    /// Writes a batch through the session, encrypting secrets first.
+    pub async fn write(
+        &self,
+        session: &dyn StateSession,
+        changes: Vec<Change>,
+    ) -> Result<(), String> {
+        let changes = self.encrypt(changes)?;
+        session.write(changes).await.map_err(|e| e.to_string())
+    }
+
+    /// Reconciles operations left pending by a run that died: each resource is read back (or
+    /// found by its identity), so that nothing is created twice and nothing is forgotten.
+    /// Returns how many were reconciled.
+    pub async fn recover(
+        &self,
+        session: &dyn StateSession,
+        state: &StackState,
+        desired: Option<&Desired>,
+    ) -> Result<usize, String> {
+        let mut n = 0;
+        for op in state.pending.values() {
+            let ctx = Context {
+                urn: &op.urn,
+                stack: &self.stack,
+            };
+            let provider = self.provider(&op.type_token)?;
+            let existing = if op.retired {
+                state.retired.get(&op.urn)
+            } else {
+                state.resources.get(&op.urn)
+            };
+            let declared = desired.and_then(|d| d.resources.get(&op.urn));
+            let reference = declared
+                .map(|d| d.inputs.clone())
+                .or_else(|| existing.map(|e| e.inputs.clone()))
+                .unwrap_or(Value::Null);
+            let adopt = |obs: Observed| -> ResourceState {
+                let inputs = value::copy_secrecy(&reference, obs.inputs);
+                match (declared, existing) {
+                    (Some(d), _) => record(d, obs.id, inputs, obs.outputs),
+                    (None, Some(e)) => ResourceState {
+                        id: obs.id,
+                        inputs,
+                        outputs: obs.outputs,
+                        ..e.clone()
+                    },
+                    (None, None) => ResourceState {
+                        urn: op.urn.clone(),
+                        type_token: op.type_token.clone(),
+                        id: obs.id,
+                        inputs,
+                        outputs: obs.outputs,
+                        dependencies: Default::default(),
+                        protect: false,
+                        retain_on_delete: false,
+                        delete_before_replace: false,
+                    },
+                }
+            };
+            let mut changes = Vec::new();
+            let what;
+            match op.kind {
+                PendingKind::Create => {
+                    let found = provider
+                        .find(ctx, &op.identity)
+                        .await
+                        .map_err(|e| format!("recovering `{}`: find failed: {e}", op.urn))?;
+                    match found {
+                        None => what = "create had not happened".to_string(),
+                        Some(obs) => match existing {
+                            Some(old) if old.id == obs.id => {
+                                what = "create had already been recorded".to_string()
+                            }
+                            Some(old) => {
+                                what = format!(
+                                    "replacement {} found and adopted; {} retired",
+                                    obs.id, old.id
+                                );
+                                changes.push(Change::PutRetired(old.clone()));
+                                changes.push(Change::PutResource(adopt(obs)));
+                            }
+                            None => {
+                                what = format!("created {} found and adopted", obs.id);
+                                changes.push(Change::PutResource(adopt(obs)));
+                            }
+                        },
+                    }
+                }
+                PendingKind::Update | PendingKind::Delete => {
+                    let id = op
+                        .resource_id
+                        .clone()
+                        .or_else(|| existing.map(|e| e.id.clone()))
+                        .unwrap_or_default();
+                    let inputs = existing
+                        .map(|e| value::reveal(&e.inputs))
+                        .unwrap_or(Value::Null);
+                    let seen = provider
+                        .read(ctx, &id, &inputs)
+                        .await
+                        .map_err(|e| format!("recovering `{}`: read failed: {e}", op.urn))?;
+                    match (seen, existing) {
+                        (None, Some(_)) => {
+                            what = format!("{id} is gone");
+                            changes.push(if op.retired {
+                                Change::RemoveRetired(op.urn.clone())
+                            } else {
+                                Change::RemoveResource(op.urn.clone())
+                            });
+                        }
+                        (Some(obs), Some(e)) => {
+                            what = format!("{id} read back");
+                            let inputs = value::copy_secrecy(&e.inputs, obs.inputs);
+                            let r = ResourceState {
+                                inputs,
+                                outputs: obs.outputs,
+                                ..e.clone()
+                            };
+                            changes.push(if op.retired {
+                                Change::PutRetired(r)
+                            } else {
+                                Change::PutResource(r)
+                            });
+                        }
+                        (_, None) => what = format!("{id} is not in state"),
+                    }
+                }
+            }
+            changes.push(Change::ClearPending(op.id.clone()));
+            self.write(session, changes).await?;
+            (self.events)(Event::Recovered {
+                urn: op.urn.clone(),
+                what,
+            });
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Applies `plan` (made from `desired` and `prior`) and writes every result to `session`.
+    /// `cancel` turning true stops new steps from starting.
+    pub async fn apply(
+        &self,
+        session: &dyn StateSession,
+        plan: &Plan,
+        desired: &Desired,
+        prior: &StackState,
+        mut cancel: watch::Receiver<bool>,
+    ) -> Outcome {
+        let run = Run {
+            engine: self,
+            session,
+            desired,
+            live: Mutex::new(Live {
+                resources: prior
+                    .resources
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                retired: prior
+                    .retired
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            }),
+            lost: Mutex::new(None),
+        };
+        let steps = &plan.steps;
+        let n = steps.len();
+        let mut waiting: Vec<usize> = steps.iter().map(|s| s.after.len()).collect();
+        let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for (i, s) in steps.iter().enumerate() {
+            for &a in &s.after {
+                dependents[a].push(i);
+            }
+        }
+        let mut state: Vec<u8> = vec![0; n]; // 0 waiting, 1 running, 2 done, 3 failed, 4 skipped
+        let mut ready: VecDeque<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
+        let mut running = FuturesUnordered::new();
+        let mut outcome = Outcome::default();
+        let parallel = self.parallel.max(1);
+        loop {
+            let stopping = *cancel.borrow()
+                || run.lost.lock().expect("lock poisoned").is_some()
+                || session.lost().is_some();
+            while !stopping && running.len() < parallel {
+                let Some(i) = ready.pop_front() else { break };
+                state[i] = 1;
+                let run = &run;
+                running.push(async move { (i, run.step(&steps[i]).await) });
+            }
+            if running.is_empty() {
+                break;
+            }
+            let finished = tokio::select! {
+                f = running.next() => f,
+                _ = cancel.changed(), if !*cancel.borrow() => None,
+            };
+            let Some((i, result)) = finished else {
+                continue;
+            };
+            let step = &steps[i];
+            match result {
+                Ok(()) => {
+                    state[i] = 2;
+                    outcome.done.push((step.urn.clone(), step.op));
+                    for &d in &dependents[i] {
+                        waiting[d] -= 1;
+                        if waiting[d] == 0 && state[d] == 0 {
+                            ready.push_back(d);
+                        }
+                    }
+                }
+                Err(error) => {
+                    state[i] = 3;
+                    outcome.failed.push((step.urn.clone(), step.op, error));
+                    let mut queue: VecDeque<usize> = dependents[i].iter().copied().collect();
+                    while let Some(d) = queue.pop_front() {
+                        if state[d] == 0 {
+                            state[d] = 4;
+                            outcome.skipped.push((steps[d].urn.clone(), steps[d].op));
+                            (self.events)(Event::Skipped {
+                                urn: steps[d].urn.clone(),
+                                op: steps[d].op,
+                                because: step.urn.clone(),
+                            });
+                            queue.extend(dependents[d].iter().copied());
+                        }
+                    }
+                }
+            }
+            if let Some(msg) = run
+                .lost
+                .lock()
+                .expect("lock poisoned")
+                .clone()
+                .or_else(|| session.lost())
+            {
+                if outcome.lost_lock.is_none() {
+                    outcome.in_flight_at_loss = (0..n)
+                        .filter(|&j| state[j] == 1)
+                        .map(|j| (steps[j].urn.clone(), steps[j].op))
+                        .collect();
+                    outcome.lost_lock = Some(msg);
+                }
+            }
+        }
+        outcome.interrupted = *cancel.borrow();
+        outcome.not_started = (0..n)
+            .filter(|&i| state[i] == 0)
+            .map(|i| (steps[i].urn.clone(), steps[i].op))
+            .collect();
+
+        // Stack outputs, once everything they use is known.
+        if outcome.failed.is_empty() && outcome.lost_lock.is_none() {
+            let live = run.live.lock().expect("lock poisoned");
+            let lookup = |o: &OutputRef| {
+                live.resources
+                    .get(&o.urn)
+                    .and_then(|r| value::lookup_output(&r.outputs, &o.path))
+            };
+            let outputs: std::collections::BTreeMap<String, Value> = desired
+                .outputs
+                .iter()
+                .map(|(k, v)| (k.clone(), value::resolve(v, &lookup)))
+                .filter(|(_, v)| !value::has_unknowns(v))
+                .collect();
+            drop(live);
+            if outputs != prior.outputs {
+                if let Err(e) = self.write(session, vec![Change::PutOutputs(outputs)]).await {
+                    outcome.failed.push((
+                        Urn::from(format!("{}/<stack outputs>", self.stack)),
+                        Op::Update,
+                        e,
+                    ));
+                }
+            }
+        }
+        outcome
+    }
+}
+
+impl Run<'_> {
+    fn desired(&self, urn: &Urn) -> Result<&DesiredResource, String> {
+        self.desired
+            .resources
+            .get(urn)
+            .ok_or_else(|| format!("`{urn}` is not declared by the program"))
+    }
+
+    /// Inputs with every output resolved from what has been applied so far.
+    fn inputs(&self, d: &DesiredResource, prior: Option<&ResourceState>) -> Result<Value, String> {
+        let live = self.live.lock().expect("lock poisoned");
+        let lookup = |o: &OutputRef| {
+            live.resources
+                .get(&o.urn)
+                .and_then(|r| value::lookup_output(&r.outputs, &o.path))
+        };
+        let inputs = plan::effective_inputs(d, prior, &lookup);
+        if value::has_unknowns(&inputs) {
+            let mut missing = Vec::new();
+            collect_unknowns(&inputs, &mut missing);
+            return Err(format!(
+                "inputs use outputs that do not exist: {}",
+                missing
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        Ok(inputs)
+    }
+
+    async fn write(&self, changes: Vec<Change>) -> Result<(), String> {
+        match self.engine.write(self.session, changes).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.lost
+                    .lock()
+                    .expect("lock poisoned")
+                    .get_or_insert_with(|| e.clone());
+                Err(format!("state write failed: {e}"))
+            }
+        }
+    }
+
+    fn pending(
+        &self,
+        kind: PendingKind,
+        urn: &Urn,
+        type_token: &str,
+        resource_id: Option<String>,
+        identity: Value,
+        retired: bool,
+    ) -> PendingOp {
+        PendingOp {
+            id: random_id(),
+            urn: urn.clone(),
+            type_token: type_token.to_string(),
+            kind,
+            resource_id,
+            identity,
+            retired,
+            started: now_rfc3339(),
+        }
+    }
+
+    async fn step(&self, step: &Step) -> Result<(), String> {
+        let events = &self.engine.events;
+        let started = Instant::now();
+        if step.op != Op::Same {
+            events(Event::Started {
+                urn: step.urn.clone(),
+                op: step.op,
+            });
+        }
+        let result = self.step_inner(step).await;
+        match &result {
+            Ok(()) if step.op != Op::Same => events(Event::Finished {
+                urn: step.urn.clone(),
+                op: step.op,
+                elapsed: started.elapsed(),
+            }),
+            Ok(()) => {}
+            Err(e) => events(Event::Failed {
+                urn: step.urn.clone(),
+                op: step.op,
+                error: e.clone(),
+            }),
+        }
+        result
+    }
+
+    async fn step_inner(&self, step: &Step) -> Result<(), String> {
+        let stack = &self.engine.stack;
+        let ctx = Context {
+            urn: &step.urn,
+            stack,
+        };
+        let current = |urn: &Urn| {
+            self.live
+                .lock()
+                .expect("lock poisoned")
+                .resources
+                .get(urn)
+                .cloned()
+        };
+        match step.op {
+            Op::Same => {
+                if !step.state_only {
+                    return Ok(());
+                }
+                let d = self.desired(&step.urn)?;
+                let from = step.renamed_from.as_ref().unwrap_or(&step.urn);
+                let prior =
+                    current(from).ok_or_else(|| format!("`{from}` is missing from state"))?;
+                let rec = ResourceState {
+                    outputs: prior.outputs.clone(),
+                    ..record(d, prior.id.clone(), prior.inputs.clone(), Value::Null)
+                };
+                let mut changes = vec![Change::PutResource(rec.clone())];
+                if from != &step.urn {
+                    changes.push(Change::RemoveResource(from.clone()));
+                }
+                self.write(changes).await?;
+                let mut live = self.live.lock().expect("lock poisoned");
+                live.resources.remove(from);
+                live.resources.insert(step.urn.clone(), rec);
+                Ok(())
+            }
+            Op::Create => {
+                let d = self.desired(&step.urn)?;
+                let inputs = self.inputs(d, None)?;
+                self.create(d, inputs, None).await
+            }
+            Op::Update => {
+                let d = self.desired(&step.urn)?;
+                let from = step.renamed_from.as_ref().unwrap_or(&step.urn);
+                let prior =
+                    current(from).ok_or_else(|| format!("`{from}` is missing from state"))?;
+                let inputs = self.inputs(d, Some(&prior))?;
+                if plan::diff(&prior.inputs, &inputs, &d.replace_on_change).is_empty() {
+                    // Known now: nothing changed after all.
+                    let rec = ResourceState {
+                        outputs: prior.outputs.clone(),
+                        ..record(d, prior.id.clone(), prior.inputs.clone(), Value::Null)
+                    };
+                    let mut changes = vec![Change::PutResource(rec.clone())];
+                    if from != &step.urn {
+                        changes.push(Change::RemoveResource(from.clone()));
+                    }
+                    self.write(changes).await?;
+                    self.live
+                        .lock()
+                        .expect("lock poisoned")
+                        .resources
+                        .insert(step.urn.clone(), rec);
+                    return Ok(());
+                }
+                let provider = self.engine.provider(&d.type_token)?;
+                let op = self.pending(
+                    PendingKind::Update,
+                    &step.urn,
+                    &d.type_token,
+                    Some(prior.id.clone()),
+                    Value::Null,
+                    false,
+                );
+                self.write(vec![Change::PutPending(op.clone())]).await?;
+                let outputs = provider
+                    .update(
+                        ctx,
+                        &prior.id,
+                        &value::reveal(&prior.inputs),
+                        &value::reveal(&inputs),
+                    )
+                    .await
+                    .map_err(|e| format!("update failed: {e}"))?;
+                let rec = record(d, prior.id.clone(), inputs, outputs);
+                let mut changes = vec![
+                    Change::PutResource(rec.clone()),
+                    Change::ClearPending(op.id),
+                ];
+                if from != &step.urn {
+                    changes.push(Change::RemoveResource(from.clone()));
+                }
+                self.write(changes).await?;
+                let mut live = self.live.lock().expect("lock poisoned");
+                live.resources.remove(from);
+                live.resources.insert(step.urn.clone(), rec);
+                Ok(())
+            }
+            Op::Replace => {
+                let d = self.desired(&step.urn)?;
+                let from = step.renamed_from.as_ref().unwrap_or(&step.urn);
+                let prior =
+                    current(from).ok_or_else(|| format!("`{from}` is missing from state"))?;
+                let inputs = self.inputs(d, Some(&prior))?;
+                self.create(d, inputs, Some(prior)).await
+            }
+            Op::ReplaceDeleteFirst => {
+                let d = self.desired(&step.urn)?;
+                let from = step
+                    .renamed_from
+                    .clone()
+                    .unwrap_or_else(|| step.urn.clone());
+                let prior =
+                    current(&from).ok_or_else(|| format!("`{from}` is missing from state"))?;
+                let inputs = self.inputs(d, Some(&prior))?;
+                self.delete(&prior, false).await?;
+                self.create(d, inputs, None).await
+            }
+            Op::DeleteReplaced => {
+                let old = self
+                    .live
+                    .lock()
+                    .expect("lock poisoned")
+                    .retired
+                    .get(&step.urn)
+                    .cloned()
+                    .ok_or_else(|| format!("no replaced copy of `{}` in state", step.urn))?;
+                self.delete(&old, true).await
+            }
+            Op::Delete => {
+                let prior = current(&step.urn)
+                    .ok_or_else(|| format!("`{}` is missing from state", step.urn))?;
+                self.delete(&prior, false).await
+            }
+            Op::Forget => {
+                self.write(vec![Change::RemoveResource(step.urn.clone())])
+                    .await?;
+                self.live
+                    .lock()
+                    .expect("lock poisoned")
+                    .resources
+                    .remove(&step.urn);
+                Ok(())
+            }
+        }
+    }
+
+    /// Creates `d`; with `replacing`, the old record is retired in the same state write.
+    async fn create(
+        &self,
+        d: &DesiredResource,
+        inputs: Value,
+        replacing: Option<ResourceState>,
+    ) -> Result<(), String> {
+        let provider = self.engine.provider(&d.type_token)?;
+        let ctx = Context {
+            urn: &d.urn,
+            stack: &self.engine.stack,
+        };
+        let revealed = value::reveal(&inputs);
+        let op = self.pending(
+            PendingKind::Create,
+            &d.urn,
+            &d.type_token,
+            None,
+            provider.identity(&revealed),
+            false,
+        );
+        self.write(vec![Change::PutPending(op.clone())]).await?;
+        let created = provider
+            .create(ctx, &revealed)
+            .await
+            .map_err(|e| format!("create failed: {e}"))?;
+        let rec = record(d, created.id, inputs, created.outputs);
+        let mut changes = Vec::new();
+        if let Some(old) = &replacing {
+            changes.push(Change::PutRetired(ResourceState {
+                urn: d.urn.clone(),
+                ..old.clone()
+            }));
+            if old.urn != d.urn {
+                changes.push(Change::RemoveResource(old.urn.clone()));
+            }
+        }
+        changes.push(Change::PutResource(rec.clone()));
+        changes.push(Change::ClearPending(op.id));
+        self.write(changes).await?;
+        let mut live = self.live.lock().expect("lock poisoned");
+        if let Some(old) = replacing {
+            live.resources.remove(&old.urn);
+            live.retired.insert(
+                d.urn.clone(),
+                ResourceState {
+                    urn: d.urn.clone(),
+                    ..old
+                },
+            );
+        }
+        live.resources.insert(d.urn.clone(), rec);
+        Ok(())
+    }
+
+    async fn delete(&self, r: &ResourceState, retired: bool) -> Result<(), String> {
+        let provider = self.engine.provider(&r.type_token)?;
+        let ctx = Context {
+            urn: &r.urn,
+            stack: &self.engine.stack,
+        };
+        let op = self.pending(
+            PendingKind::Delete,
+            &r.urn,
+            &r.type_token,
+            Some(r.id.clone()),
+            Value::Null,
+            retired,
+        );
+        self.write(vec![Change::PutPending(op.clone())]).await?;
+        provider
+            .delete(ctx, &r.id, &value::reveal(&r.inputs))
+            .await
+            .map_err(|e| format!("delete failed: {e}"))?;
+        let remove = if retired {
+            Change::RemoveRetired(r.urn.clone())
+        } else {
+            Change::RemoveResource(r.urn.clone())
+        };
+        self.write(vec![remove, Change::ClearPending(op.id)])
+            .await?;
+        let mut live = self.live.lock().expect("lock poisoned");
+        if retired {
+            live.retired.remove(&r.urn);
+        } else {
+            live.resources.remove(&r.urn);
+        }
+        Ok(())
+    }
+}
+
+fn collect_unknowns(v: &Value, into: &mut Vec<OutputRef>) {
+    if let Some(r) = value::as_output_ref(v) {
+        into.push(r);
+        return;
+    }
+    match v {
+        Value::Array(items) => items.iter().for_each(|i| collect_unknowns(i, into)),
+        Value::Object(map) => map.values().for_each(|i| collect_unknowns(i, into)),
+        _ => {}
+    }
+}
+
+/// A resource whose reality differs from state.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Drift {
+    pub urn: Urn,
+    /// `None`: the resource no longer exists.
+    pub diffs: Option<Vec<plan::PropertyDiff>>,
+    #[serde(skip)]
+    pub observed: Option<ResourceState>,
+}
+
+impl Engine {
+    /// Reads every resource back (in parallel, bounded) and reports what differs from state.
+    pub async fn refresh(&self, state: &StackState) -> Result<Vec<Drift>, String> {
+        let mut drifts = Vec::new();
+        let mut reads = futures_util::stream::iter(state.resources.values().map(|r| async move {
+            let provider = self.provider(&r.type_token)?;
+            let ctx = Context {
+                urn: &r.urn,
+                stack: &self.stack,
+            };
+            let seen = provider
+                .read(ctx, &r.id, &value::reveal(&r.inputs))
+                .await
+                .map_err(|e| format!("`{}`: read failed: {e}", r.urn))?;
+            Ok::<_, String>((r, seen))
+        }))
+        .buffer_unordered(self.parallel.max(1));
+        while let Some(result) = reads.next().await {
+            let (r, seen) = result?;
+            match seen {
+                None => drifts.push(Drift {
+                    urn: r.urn.clone(),
+                    diffs: None,
+                    observed: None,
+                }),
+                Some(obs) => {
+                    let inputs = value::copy_secrecy(&r.inputs, obs.inputs);
+                    let outputs = value::copy_secrecy(&r.outputs, obs.outputs);
+                    let diffs = plan::diff(&r.inputs, &inputs, &[]);
+                    if !diffs.is_empty() || outputs != r.outputs || obs.id != r.id {
+                        drifts.push(Drift {
+                            urn: r.urn.clone(),
+                            diffs: Some(diffs),
+                            observed: Some(ResourceState {
+                                id: obs.id,
+                                inputs,
+                                outputs,
+                                ..r.clone()
+                            }),
+                        });
+                    }
+                }
+            }
+        }
+        drifts.sort_by(|a, b| a.urn.cmp(&b.urn));
+        Ok(drifts)
+    }
+
+    /// Records what `refresh` found.
+    pub async fn write_refresh(
+        &self,
+        session: &dyn StateSession,
+        drifts: &[Drift],
+    ) -> Result<(), String> {
+        for d in drifts {
+            let change = match &d.observed {
+                Some(r) => Change::PutResource(r.clone()),
+                None => Change::RemoveResource(d.urn.clone()),
+            };
+            self.write(session, vec![change]).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,611 @@
+//! `plan(desired, prior) -> Plan`: what must happen to make the real stack match the program.
+//!
+//! Pure: no IO, no clock, no randomness. The same inputs give the same plan. Steps carry the
+//! ordering edges (`after`) that the executor follows; the planner, not the executor, decides
+//! what may run in parallel.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::stack::{Desired, DesiredResource};
+use crate::state::{ResourceState, StackState};
+use crate::urn::Urn;
+use crate::value::{self, OutputRef};
+
+/// What one step does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Op {
+    /// Nothing to do (perhaps a state-only change: rename, options).
+    Same,
+    Create,
+    /// Change properties in place.
+    Update,
+    /// Create the replacement, point dependents at it; the old one is deleted later by a
+    /// `DeleteReplaced` step.
+    Replace,
+    /// Delete the old resource, then create its replacement (declared for types that cannot
+    /// coexist with their replacement).
+    ReplaceDeleteFirst,
+    /// Delete a resource replaced earlier.
+    DeleteReplaced,
+    Delete,
+    /// Remove from state but leave the real resource (`retain_on_delete`).
+    Forget,
+}
+
+impl Op {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Op::Same => " ",
+            Op::Create => "+",
+            Op::Update => "~",
+            Op::Replace => "+-",
+            Op::ReplaceDeleteFirst => "-+",
+            Op::DeleteReplaced => "--",
+            Op::Delete => "-",
+            Op::Forget => "x",
+        }
+    }
+
+    pub fn verb(self) -> &'static str {
+        match self {
+            Op::Same => "same",
+            Op::Create => "create",
+            Op::Update => "update",
+            Op::Replace => "replace",
+            Op::ReplaceDeleteFirst => "replace (delete first)",
+            Op::DeleteReplaced => "delete replaced",
+            Op::Delete => "delete",
+            Op::Forget => "forget (retain_on_delete)",
+        }
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.verb())
+    }
+}
+
+/// How one property differs. Values are shown redacted; unknowns as `(known after apply)`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PropertyDiff {
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new: Option<Value>,
+    /// The new value is not known until the resources it depends on are applied.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unknown: bool,
+    /// This property cannot change in place.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub forces_replacement: bool,
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    pub urn: Urn,
+    #[serde(rename = "type")]
+    pub type_token: String,
+    pub op: Op,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diffs: Vec<PropertyDiff>,
+    /// For a rename through an alias: the URN in state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renamed_from: Option<Urn>,
+    /// A `Same` step that still changes the state record (rename, options, dependencies).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub state_only: bool,
+    /// Indices of the steps that must finish first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<usize>,
+}
+
+impl Step {
+    /// Whether the step changes anything, in the world or in state.
+    pub fn is_change(&self) -> bool {
+        self.op != Op::Same || self.state_only
+    }
+}
+
+/// The result of planning.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub stack: String,
+    pub steps: Vec<Step>,
+    /// Stack outputs whose value changes (known ones only).
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub changed_outputs: BTreeSet<String>,
+}
+
+impl Plan {
+    pub fn count(&self, op: Op) -> usize {
+        self.steps.iter().filter(|s| s.op == op).count()
+    }
+
+    pub fn has_changes(&self) -> bool {
+        self.steps.iter().any(Step::is_change) || !self.changed_outputs.is_empty()
+    }
+}
+
+/// Why a plan cannot be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("dependency cycle: {}", .0.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(" -> "))]
+    Cycle(Vec<Urn>),
+    #[error("{}", protected_message(.0))]
+    Protected(Vec<(Urn, Op)>),
+    #[error("`{alias}` is claimed as an alias by `{first}` and `{second}`")]
+    AliasConflict { alias: Urn, first: Urn, second: Urn },
+}
+
+fn protected_message(items: &[(Urn, Op)]) -> String {
+    let mut s = String::from("the plan would ");
+    let list: Vec<String> = items
+        .iter()
+        .map(|(u, op)| format!("{} protected resource `{u}`", op.verb()))
+        .collect();
+    s.push_str(&list.join(", "));
+    s.push_str("; set `protect(false)` on it and deploy first, then make the change");
+    s
+}
+
+/// The inputs a resource will be given: its desired inputs with outputs resolved where
+/// `lookup` knows them, and with `ignore_changes` properties kept as they are in `prior`.
+pub fn effective_inputs(
+    desired: &DesiredResource,
+    prior: Option<&ResourceState>,
+    lookup: &dyn Fn(&OutputRef) -> Option<Value>,
+) -> Value {
+    let mut inputs = value::resolve(&desired.inputs, lookup);
+    if let Some(prior) = prior {
+        for path in &desired.ignore_changes {
+            match value::get_path(&prior.inputs, path) {
+                Some(old) => set_path(&mut inputs, path, Some(old.clone())),
+                None => set_path(&mut inputs, path, None),
+            }
+        }
+    }
+    inputs
+}
+
+fn set_path(target: &mut Value, path: &str, new: Option<Value>) {
+    let parts: Vec<&str> = path.split('.').collect();
+    let mut current = target;
+    for (i, part) in parts.iter().enumerate() {
+        let last = i == parts.len() - 1;
+        let Value::Object(map) = current else { return };
+        if last {
+            match new {
+                Some(v) => {
+                    map.insert(part.to_string(), v);
+                }
+                None => {
+                    map.remove(*part);
+                }
+            }
+            return;
+        }
+        match map.get_mut(*part) {
+            Some(next) => current = next,
+            None => return,
+        }
+    }
+}
+
+/// Differences between new inputs (possibly with unknowns) and old ones, leaf by leaf.
+pub fn diff(old: &Value, new: &Value, replace_on_change: &[String]) -> Vec<PropertyDiff> {
+    let mut out = Vec::new();
+    diff_into(old, new, String::new(), &mut out);
+    for d in &mut out {
+        let top = d.path.split('.').next().unwrap_or("");
+        d.forces_replacement = replace_on_change.iter().any(|p| p == top || p == &d.path);
+    }
+    out
+}
+
+fn is_plain_object(v: &Value) -> bool {
+    matches!(v, Value::Object(_))
+        && value::marker(v, value::SECRET).is_none()
+        && value::marker(v, value::OUTPUT).is_none()
+        && value::marker(v, value::CONCAT).is_none()
+}
+
+fn diff_into(old: &Value, new: &Value, path: String, out: &mut Vec<PropertyDiff>) {
+    if old == new {
+        return;
+    }
+    if let (Value::Object(a), Value::Object(b)) = (old, new) {
+        if is_plain_object(old) && is_plain_object(new) {
+            let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for k in keys {
+                let child = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                match (a.get(k), b.get(k)) {
+                    (Some(x), Some(y)) => diff_into(x, y, child, out),
+                    (Some(x), None) => out.push(PropertyDiff {
+                        path: child,
+                        old: Some(value::redact(x)),
+                        new: None,
+                        unknown: false,
+                        forces_replacement: false,
+                    }),
+                    (None, Some(y)) => out.push(leaf(child, None, y)),
+                    (None, None) => {}
+                }
+            }
+            return;
+        }
+    }
+    out.push(leaf(path, Some(old), new));
+}
+
+fn leaf(path: String, old: Option<&Value>, new: &Value) -> PropertyDiff {
+    let unknown = value::has_unknowns(new);
+    PropertyDiff {
+        path,
+        old: old.map(value::redact),
+        new: if unknown {
+            None
+        } else {
+            Some(value::redact(new))
+        },
+        unknown,
+        forces_replacement: false,
+    }
+}
+
+/// Plans `desired` against `prior`.
+pub fn plan(desired: &Desired, prior: &StackState) -> Result<Plan, PlanError> {
+    let resources: Vec<&DesiredResource> = desired.resources.values().collect();
+    let index: HashMap<&Urn, usize> = resources
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (&r.urn, i))
+        .collect();
+    let order = topological_order(&resources, &index)?;
+
+    // Which state record each desired resource takes over (its own, or an alias's).
+    let mut claimed: HashMap<&Urn, &Urn> = HashMap::new(); // prior urn -> desired urn
+    let mut prior_of: Vec<Option<&ResourceState>> = vec![None; resources.len()];
+    for (i, r) in resources.iter().enumerate() {
+        if let Some(p) = prior.resources.get(&r.urn) {
+            prior_of[i] = Some(p);
+            claimed.insert(&p.urn, &r.urn);
+        }
+    }
+    for (i, r) in resources.iter().enumerate() {
+        if prior_of[i].is_some() {
+            continue;
+        }
+        for alias in &r.aliases {
+            if index.contains_key(alias) {
+                continue; // still declared under that name: not a rename
+            }
+            if let Some(p) = prior.resources.get(alias) {
+                if let Some(other) = claimed.get(alias) {
+                    if *other != &r.urn {
+                        return Err(PlanError::AliasConflict {
+                            alias: alias.clone(),
+                            first: (*other).clone(),
+                            second: r.urn.clone(),
+                        });
+                    }
+                }
+                prior_of[i] = Some(p);
+                claimed.insert(&p.urn, &r.urn);
+                break;
+            }
+        }
+    }
+
+    let mut ops: Vec<Op> = vec![Op::Same; resources.len()];
+    let mut steps: Vec<Step> = Vec::with_capacity(resources.len() + prior.retired.len());
+    let mut step_of_desired: Vec<usize> = vec![usize::MAX; resources.len()];
+    let mut protected = Vec::new();
+
+    for &i in &order {
+        let r = resources[i];
+        let p = prior_of[i];
+        let lookup = |o: &OutputRef| -> Option<Value> {
+            let j = *index.get(&o.urn)?;
+            if ops[j] != Op::Same {
+                return None;
+            }
+            prior_of[j].and_then(|p| value::lookup_output(&p.outputs, &o.path))
+        };
+        let (op, diffs) = match p {
+            None => (Op::Create, Vec::new()),
+            Some(p) => {
+                let inputs = effective_inputs(r, Some(p), &lookup);
+                if p.type_token != r.type_token {
+                    let d = PropertyDiff {
+                        path: "(type)".into(),
+                        old: Some(Value::String(p.type_token.clone())),
+                        new: Some(Value::String(r.type_token.clone())),
+                        unknown: false,
+                        forces_replacement: true,
+                    };
+                    (replace_op(r), vec![d])
+                } else {
+                    let diffs = diff(&p.inputs, &inputs, &r.replace_on_change);
+                    if diffs.is_empty() {
+                        (Op::Same, diffs)
+                    } else if diffs.iter().any(|d| d.forces_replacement) {
+                        (replace_op(r), diffs)
+                    } else {
+                        (Op::Update, diffs)
+                    }
+                }
+            }
+        };
+        if matches!(op, Op::Replace | Op::ReplaceDeleteFirst)
+            && (r.protect || p.is_some_and(|p| p.protect))
+        {
+            protected.push((r.urn.clone(), op));
+        }
+        ops[i] = op;
+        let renamed_from = p.filter(|p| p.urn != r.urn).map(|p| p.urn.clone());
+        let state_only = op == Op::Same
+            && p.is_some_and(|p| {
+                renamed_from.is_some()
+                    || p.protect != r.protect
+                    || p.retain_on_delete != r.retain_on_delete
+                    || p.delete_before_replace != r.delete_before_replace
+                    || p.dependencies != r.dependencies
+            });
+        step_of_desired[i] = steps.len();
+        steps.push(Step {
+            urn: r.urn.clone(),
+            type_token: r.type_token.clone(),
+            op,
+            diffs,
+            renamed_from,
+            state_only,
+            after: Vec::new(),
+        });
+    }
+
+    // Ordering among desired steps: after each dependency's step.
+    for (i, r) in resources.iter().enumerate() {
+        let mut after: Vec<usize> = r
+            .dependencies
+            .iter()
+            .filter_map(|d| index.get(d))
+            .map(|&j| step_of_desired[j])
+            .collect();
+        after.sort_unstable();
+        after.dedup();
+        steps[step_of_desired[i]].after = after;
+    }
+
+    // Who depended on what in state: deletes wait for their dependents' steps.
+    let mut prior_dependents: HashMap<&Urn, Vec<&Urn>> = HashMap::new();
+    for p in prior.resources.values() {
+        for d in &p.dependencies {
+            prior_dependents.entry(d).or_default().push(&p.urn);
+        }
+    }
+    let step_of_prior: HashMap<&Urn, usize> = claimed
+        .iter()
+        .map(|(prior_urn, desired_urn)| (*prior_urn, step_of_desired[index[desired_urn]]))
+        .collect();
+
+    // Deletes: state records the program no longer claims.
+    let mut delete_step: HashMap<&Urn, usize> = HashMap::new();
+    for p in prior.resources.values() {
+        if claimed.contains_key(&p.urn) {
+            continue;
+        }
+        let op = if p.retain_on_delete {
+            Op::Forget
+        } else {
+            Op::Delete
+        };
+        if op == Op::Delete && p.protect {
+            protected.push((p.urn.clone(), op));
+        }
+        delete_step.insert(&p.urn, steps.len());
+        steps.push(Step {
+            urn: p.urn.clone(),
+            type_token: p.type_token.clone(),
+            op,
+            diffs: Vec::new(),
+            renamed_from: None,
+            state_only: false,
+            after: Vec::new(),
+        });
+    }
+    for (urn, &s) in &delete_step {
+        let mut after: Vec<usize> = prior_dependents
+            .get(urn)
+            .into_iter()
+            .flatten()
+            .filter_map(|dependent| {
+                delete_step
+                    .get(dependent)
+                    .or_else(|| step_of_prior.get(dependent))
+                    .copied()
+            })
+            .collect();
+        after.sort_unstable();
+        after.dedup();
+        steps[s].after = after;
+    }
+
+    // Desired dependents of each urn, to hold back deletion of replaced resources.
+    let mut desired_dependents: HashMap<&Urn, Vec<usize>> = HashMap::new();
+    for (i, r) in resources.iter().enumerate() {
+        for d in &r.dependencies {
+            desired_dependents
+                .entry(d)
+                .or_default()
+                .push(step_of_desired[i]);
+        }
+    }
+    let waits_for_dependents = |urn: &Urn, extra: Option<usize>| -> Vec<usize> {
+        let mut after: Vec<usize> = desired_dependents.get(urn).cloned().unwrap_or_default();
+        after.extend(
+            prior_dependents
+                .get(urn)
+                .into_iter()
+                .flatten()
+                .filter_map(|d| step_of_prior.get(d).or_else(|| delete_step.get(d)).copied()),
+        );
+        after.extend(extra);
+        after.sort_unstable();
+        after.dedup();
+        after
+    };
+
+    // Resources replaced in an earlier run whose old copy is still to be deleted.
+    let mut retired_step: HashMap<&Urn, usize> = HashMap::new();
+    for old in prior.retired.values() {
+        let after = waits_for_dependents(&old.urn, None);
+        retired_step.insert(&old.urn, steps.len());
+        steps.push(Step {
+            urn: old.urn.clone(),
+            type_token: old.type_token.clone(),
+            op: Op::DeleteReplaced,
+            diffs: Vec::new(),
+            renamed_from: None,
+            state_only: false,
+            after,
+        });
+    }
+
+    // Replacements made now: delete the old copy once dependents point at the new one.
+    for (i, r) in resources.iter().enumerate() {
+        if ops[i] != Op::Replace && ops[i] != Op::ReplaceDeleteFirst {
+            continue;
+        }
+        let s = step_of_desired[i];
+        // Only one retired copy per URN: an older one goes first.
+        if let Some(&older) = retired_step.get(&r.urn) {
+            steps[s].after.push(older);
+        }
+        if ops[i] == Op::Replace {
+            let after = waits_for_dependents(&r.urn, Some(s));
+            steps.push(Step {
+                urn: r.urn.clone(),
+                type_token: r.type_token.clone(),
+                op: Op::DeleteReplaced,
+                diffs: Vec::new(),
+                renamed_from: None,
+                state_only: false,
+                after,
+            });
+        }
+    }
+
+    if !protected.is_empty() {
+        protected.sort();
+        return Err(PlanError::Protected(protected));
+    }
+
+    let changed_outputs = desired
+        .outputs
+        .iter()
+        .filter(|(name, v)| {
+            let resolved = value::resolve(v, &|o: &OutputRef| {
+                let j = *index.get(&o.urn)?;
+                if ops[j] != Op::Same {
+                    return None;
+                }
+                prior_of[j].and_then(|p| value::lookup_output(&p.outputs, &o.path))
+            });
+            prior.outputs.get(*name) != Some(&resolved)
+        })
+        .map(|(name, _)| name.clone())
+        .chain(
+            prior
+                .outputs
+                .keys()
+                .filter(|k| !desired.outputs.contains_key(*k))
+                .cloned(),
+        )
+        .collect();
+
+    Ok(Plan {
+        stack: desired.stack.clone(),
+        steps,
+        changed_outputs,
+    })
+}
+
+fn replace_op(r: &DesiredResource) -> Op {
+    if r.delete_before_replace {
+        Op::ReplaceDeleteFirst
+    } else {
+        Op::Replace
+    }
+}
+
+/// Kahn's algorithm over the desired graph; a cycle is reported by its members, in order.
+pub fn topological_order(
+    resources: &[&DesiredResource],
+    index: &HashMap<&Urn, usize>,
+) -> Result<Vec<usize>, PlanError> {
+    let n = resources.len();
+    let mut indegree = vec![0usize; n];
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, r) in resources.iter().enumerate() {
+        for d in &r.dependencies {
+            if let Some(&j) = index.get(d) {
+                indegree[i] += 1;
+                dependents[j].push(i);
+            }
+        }
+    }
+    let mut queue: VecDeque<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
+    let mut order = Vec::with_capacity(n);
+    while let Some(i) = queue.pop_front() {
+        order.push(i);
+        for &j in &dependents[i] {
+            indegree[j] -= 1;
+            if indegree[j] == 0 {
+                queue.push_back(j);
+            }
+        }
+    }
+    if order.len() == n {
+        return Ok(order);
+    }
+    // Walk dependencies among the unfinished nodes until one repeats: that is a cycle.
+    let start = (0..n)
+        .find(|&i| indegree[i] > 0)
+        .expect("some node is left");
+    let mut seen: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut path = Vec::new();
+    let mut current = start;
+    loop {
+        if let Some(&pos) = seen.get(&current) {
+            let mut cycle: Vec<Urn> = path[pos..]
+                .iter()
+                .map(|&i: &usize| resources[i].urn.clone())
+                .collect();
+            cycle.push(resources[path[pos]].urn.clone());
+            return Err(PlanError::Cycle(cycle));
+        }
+        seen.insert(current, path.len());
+        path.push(current);
+        current = resources[current]
+            .dependencies
+            .iter()
+            .filter_map(|d| index.get(d).copied())
+            .find(|&j| indegree[j] > 0)
+            .expect("an unfinished node has an unfinished dependency");
+    }
+}
+
+#[cfg(test)]
+mod tests;

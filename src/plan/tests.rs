@@ -1,0 +1,425 @@
+//! The planner, as a table of small cases: a program, a state, and the plan in one line.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{json, Value};
+
+use super::*;
+use crate::stack::{Desired, DesiredResource};
+use crate::state::{ResourceState, StackState};
+use crate::urn::Urn;
+use crate::value::{secret, OutputRef};
+
+fn urn(name: &str) -> Urn {
+    Urn::from(format!("s/t:Thing/{name}"))
+}
+
+fn out(name: &str, path: &str) -> Value {
+    OutputRef {
+        urn: urn(name),
+        path: path.into(),
+    }
+    .to_value()
+}
+
+/// A desired resource of type `t:Thing`, whose `key` property forces replacement.
+fn d(name: &str, inputs: Value) -> DesiredResource {
+    let mut dependencies = BTreeSet::new();
+    crate::value::referenced_urns(&inputs, &mut dependencies);
+    DesiredResource {
+        urn: urn(name),
+        type_token: "t:Thing".into(),
+        inputs,
+        dependencies,
+        protect: false,
+        retain_on_delete: false,
+        ignore_changes: vec![],
+        aliases: vec![],
+        delete_before_replace: false,
+        replace_on_change: vec!["key".into()],
+        secret_outputs: vec![],
+    }
+}
+
+/// A state record; its output `id` is `<name>-id`.
+fn s(name: &str, inputs: Value) -> ResourceState {
+    ResourceState {
+        urn: urn(name),
+        type_token: "t:Thing".into(),
+        id: format!("{name}-id"),
+        inputs,
+        outputs: json!({"id": format!("{name}-id")}),
+        dependencies: BTreeSet::new(),
+        protect: false,
+        retain_on_delete: false,
+        delete_before_replace: false,
+    }
+}
+
+trait DesiredExt {
+    fn dep(self, on: &str) -> Self;
+    fn protect(self) -> Self;
+    fn retain(self) -> Self;
+    fn ignore(self, path: &str) -> Self;
+    fn alias(self, old: &str) -> Self;
+    fn dbr(self) -> Self;
+}
+
+impl DesiredExt for DesiredResource {
+    fn dep(mut self, on: &str) -> Self {
+        self.dependencies.insert(urn(on));
+        self
+    }
+    fn protect(mut self) -> Self {
+        self.protect = true;
+        self
+    }
+    fn retain(mut self) -> Self {
+        self.retain_on_delete = true;
+        self
+    }
+    fn ignore(mut self, path: &str) -> Self {
+        self.ignore_changes.push(path.into());
+        self
+    }
+    fn alias(mut self, old: &str) -> Self {
+        self.aliases.push(urn(old));
+        self
+    }
+    fn dbr(mut self) -> Self {
+        self.delete_before_replace = true;
+        self
+    }
+}
+
+trait StateExt {
+    fn dep(self, on: &str) -> Self;
+    fn protect(self) -> Self;
+    fn retain(self) -> Self;
+}
+
+impl StateExt for ResourceState {
+    fn dep(mut self, on: &str) -> Self {
+        self.dependencies.insert(urn(on));
+        self
+    }
+    fn protect(mut self) -> Self {
+        self.protect = true;
+        self
+    }
+    fn retain(mut self) -> Self {
+        self.retain_on_delete = true;
+        self
+    }
+}
+
+fn desired(resources: Vec<DesiredResource>) -> Desired {
+    Desired {
+        stack: "s".into(),
+        resources: resources.into_iter().map(|r| (r.urn.clone(), r)).collect(),
+        outputs: BTreeMap::new(),
+        files: BTreeMap::new(),
+    }
+}
+
+fn state(resources: Vec<ResourceState>) -> StackState {
+    let mut st = StackState::empty("s");
+    for r in resources {
+        st.resources.insert(r.urn.clone(), r);
+    }
+    st
+}
+
+/// One line per plan: `op name[changed props]`, sorted, `;`-separated. A `!` marks a property
+/// that forces replacement, a `?` one that is unknown; `<` lists what a step waits for.
+fn summary(plan: &Plan) -> String {
+    let mut lines: Vec<String> = plan
+        .steps
+        .iter()
+        .map(|st| {
+            let mut line = format!("{} {}", st.op.verb(), st.urn.name());
+            if !st.diffs.is_empty() {
+                let props: Vec<String> = st
+                    .diffs
+                    .iter()
+                    .map(|d| {
+                        format!(
+                            "{}{}{}",
+                            d.path,
+                            if d.forces_replacement { "!" } else { "" },
+                            if d.unknown { "?" } else { "" }
+                        )
+                    })
+                    .collect();
+                line.push_str(&format!("[{}]", props.join(",")));
+            }
+            if let Some(from) = &st.renamed_from {
+                line.push_str(&format!(" from {}", from.name()));
+            }
+            if st.state_only {
+                line.push_str(" (state)");
+            }
+            if !st.after.is_empty() {
+                let mut after: Vec<String> = st
+                    .after
+                    .iter()
+                    .map(|&i| format!("{} {}", plan.steps[i].op.verb(), plan.steps[i].urn.name()))
+                    .collect();
+                after.sort();
+                line.push_str(&format!(" < {}", after.join(" & ")));
+            }
+            line
+        })
+        .collect();
+    lines.sort();
+    lines.join("; ")
+}
+
+fn check(program: Vec<DesiredResource>, prior: Vec<ResourceState>, expect: &str) {
+    let p = plan(&desired(program), &state(prior)).unwrap_or_else(|e| panic!("plan failed: {e}"));
+    assert_eq!(summary(&p), expect);
+}
+
+fn check_err(program: Vec<DesiredResource>, prior: Vec<ResourceState>, expect: &str) {
+    let e = plan(&desired(program), &state(prior)).expect_err("plan should fail");
+    assert_eq!(e.to_string(), expect);
+}
+
+#[test]
+fn creates_updates_and_no_ops() {
+    check(vec![d("a", json!({"v": 1}))], vec![], "create a");
+    check(
+        vec![d("a", json!({"v": 1}))],
+        vec![s("a", json!({"v": 1}))],
+        "same a",
+    );
+    check(
+        vec![d("a", json!({"v": 2}))],
+        vec![s("a", json!({"v": 1}))],
+        "update a[v]",
+    );
+    check(
+        vec![d("a", json!({"v": 1, "w": 2}))],
+        vec![s("a", json!({"v": 1}))],
+        "update a[w]",
+    );
+    check(
+        vec![d("a", json!({"o": {"x": 1, "y": 2}}))],
+        vec![s("a", json!({"o": {"x": 1, "y": 3}}))],
+        "update a[o.y]",
+    );
+    check(
+        vec![d("a", json!({}))],
+        vec![s("a", json!({"v": 1}))],
+        "update a[v]",
+    );
+}
+
+#[test]
+fn replacement_is_forced_by_declared_properties() {
+    check(
+        vec![d("a", json!({"key": "k2", "v": 1}))],
+        vec![s("a", json!({"key": "k1", "v": 1}))],
+        "delete replaced a < replace a; replace a[key!]",
+    );
+    check(
+        vec![d("a", json!({"key": "k2"})).dbr()],
+        vec![s("a", json!({"key": "k1"}))],
+        "replace (delete first) a[key!]",
+    );
+}
+
+#[test]
+fn a_type_change_replaces() {
+    let mut r = d("a", json!({}));
+    r.type_token = "t:Other".into();
+    let p = plan(&desired(vec![r]), &state(vec![s("a", json!({}))])).unwrap();
+    assert_eq!(p.steps[0].op, Op::Replace);
+    assert_eq!(p.steps[0].diffs[0].path, "(type)");
+}
+
+#[test]
+fn deletes_follow_reverse_dependency_order() {
+    check(
+        vec![],
+        vec![
+            s("a", json!({})),
+            s("b", json!({})).dep("a"),
+            s("c", json!({})).dep("b"),
+        ],
+        "delete a < delete b; delete b < delete c; delete c",
+    );
+    // A dependent that stays but drops the dependency is updated before the delete.
+    check(
+        vec![d("b", json!({"v": 2}))],
+        vec![s("a", json!({})), s("b", json!({"v": 1})).dep("a")],
+        "delete a < update b; update b[v]",
+    );
+}
+
+#[test]
+fn outputs_of_unchanged_resources_are_known() {
+    check(
+        vec![
+            d("a", json!({"v": 1})),
+            d("b", json!({"ref": out("a", "id")})),
+        ],
+        vec![
+            s("a", json!({"v": 1})),
+            s("b", json!({"ref": "a-id"})).dep("a"),
+        ],
+        "same a; same b < same a",
+    );
+}
+
+#[test]
+fn outputs_of_changing_resources_are_unknown() {
+    check(
+        vec![
+            d("a", json!({"v": 2})),
+            d("b", json!({"ref": out("a", "id")})),
+        ],
+        vec![
+            s("a", json!({"v": 1})),
+            s("b", json!({"ref": "a-id"})).dep("a"),
+        ],
+        "update a[v]; update b[ref?] < update a",
+    );
+    // An unknown in a property that forces replacement plans a replacement.
+    check(
+        vec![d("a", json!({"key": 2})), d("b", json!({"key": out("a", "id")}))],
+        vec![s("a", json!({"key": 1})), s("b", json!({"key": "a-id"})).dep("a")],
+        "delete replaced a < replace a & replace b; delete replaced b < replace b; replace a[key!]; replace b[key!?] < replace a",
+    );
+    check(
+        vec![d("a", json!({})), d("b", json!({"ref": out("a", "id")}))],
+        vec![],
+        "create a; create b < create a",
+    );
+}
+
+#[test]
+fn ignore_changes_keeps_the_old_value() {
+    check(
+        vec![d("a", json!({"v": 2, "w": 1})).ignore("v")],
+        vec![s("a", json!({"v": 1, "w": 1}))],
+        "same a",
+    );
+    check(
+        vec![d("a", json!({"o": {"x": 2, "y": 2}})).ignore("o.x")],
+        vec![s("a", json!({"o": {"x": 1, "y": 1}}))],
+        "update a[o.y]",
+    );
+    check(
+        vec![d("a", json!({"key": "new"})).ignore("key")],
+        vec![s("a", json!({"key": "old"}))],
+        "same a",
+    );
+}
+
+#[test]
+fn protect_refuses_delete_and_replace() {
+    check_err(
+        vec![],
+        vec![s("a", json!({})).protect()],
+        "the plan would delete protected resource `s/t:Thing/a`; set `protect(false)` on it and deploy first, then make the change",
+    );
+    check_err(
+        vec![d("a", json!({"key": 2})).protect()],
+        vec![s("a", json!({"key": 1})).protect()],
+        "the plan would replace protected resource `s/t:Thing/a`; set `protect(false)` on it and deploy first, then make the change",
+    );
+    // Updates in place are allowed, and unprotecting is a state-only change.
+    check(
+        vec![d("a", json!({"v": 2})).protect()],
+        vec![s("a", json!({"v": 1})).protect()],
+        "update a[v]",
+    );
+    check(
+        vec![d("a", json!({}))],
+        vec![s("a", json!({})).protect()],
+        "same a (state)",
+    );
+}
+
+#[test]
+fn retain_on_delete_forgets() {
+    check(
+        vec![],
+        vec![s("a", json!({})).retain()],
+        "forget (retain_on_delete) a",
+    );
+}
+
+#[test]
+fn aliases_rename_without_replacement() {
+    check(
+        vec![d("new", json!({"v": 1})).alias("old")],
+        vec![s("old", json!({"v": 1}))],
+        "same new from old (state)",
+    );
+    check(
+        vec![d("new", json!({"v": 2})).alias("old")],
+        vec![s("old", json!({"v": 1}))],
+        "update new[v] from old",
+    );
+    // An alias that is still declared under its own name is not a rename.
+    check(
+        vec![d("new", json!({})).alias("old"), d("old", json!({}))],
+        vec![s("old", json!({}))],
+        "create new; same old",
+    );
+}
+
+#[test]
+fn cycles_are_named() {
+    check_err(
+        vec![
+            d("a", json!({})).dep("b"),
+            d("b", json!({})).dep("c"),
+            d("c", json!({})).dep("a"),
+        ],
+        vec![],
+        "dependency cycle: s/t:Thing/a -> s/t:Thing/b -> s/t:Thing/c -> s/t:Thing/a",
+    );
+}
+
+#[test]
+fn retired_resources_from_an_earlier_run_are_deleted() {
+    let mut st = state(vec![s("a", json!({"v": 1}))]);
+    st.retired.insert(urn("a"), s("a", json!({"v": 0})));
+    let p = plan(&desired(vec![d("a", json!({"v": 1}))]), &st).unwrap();
+    assert_eq!(summary(&p), "delete replaced a; same a");
+}
+
+#[test]
+fn secrets_compare_by_value_and_show_redacted() {
+    check(
+        vec![d("a", json!({"p": secret(json!("x"))}))],
+        vec![s("a", json!({"p": secret(json!("x"))}))],
+        "same a",
+    );
+    let p = plan(
+        &desired(vec![d("a", json!({"p": secret(json!("y"))}))]),
+        &state(vec![s("a", json!({"p": secret(json!("x"))}))]),
+    )
+    .unwrap();
+    let shown = serde_json::to_string(&p).unwrap();
+    assert!(
+        !shown.contains("\"x\"") && !shown.contains("\"y\""),
+        "{shown}"
+    );
+    assert!(shown.contains("[secret]"), "{shown}");
+}
+
+#[test]
+fn plans_are_deterministic() {
+    let program: Vec<DesiredResource> = (0..50)
+        .map(|i| d(&format!("r{i}"), json!({"v": i})).dep(if i > 0 { "r0" } else { "x" }))
+        .collect();
+    let mut program = program;
+    program[0].dependencies.clear();
+    let a = plan(&desired(program.clone()), &state(vec![])).unwrap();
+    let b = plan(&desired(program), &state(vec![])).unwrap();
+    assert_eq!(a, b);
+}

@@ -1,0 +1,3 @@
+//! Providers that ship with the engine. AWS providers live in their own crate.
+
+pub mod local;

@@ -1,0 +1,146 @@
+//! The canonical document of a desired stack, and the files rendered from templates.
+//!
+//! Deterministic by construction: keys sorted, resources ordered by URN, no timestamps, no
+//! absolute paths, secrets as `[secret]`, outputs not known yet as `${<urn>#<path>}`.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use crate::stack::Desired;
+use crate::value::{self, CONCAT, SECRET};
+
+/// How a value is shown in render and preview: secrets redacted, unknowns as placeholders.
+pub fn display_value(v: &Value) -> Value {
+    if value::marker(v, SECRET).is_some() || value::marker(v, value::CIPHERTEXT).is_some() {
+        return Value::String(value::REDACTED.into());
+    }
+    if let Some(r) = value::as_output_ref(v) {
+        return Value::String(format!("${{{r}}}"));
+    }
+    if let Some(Value::Array(parts)) = value::marker(v, CONCAT) {
+        let mut s = String::new();
+        for p in parts {
+            match display_value(p) {
+                Value::String(t) => s.push_str(&t),
+                Value::Null => {}
+                other => s.push_str(&other.to_string()),
+            }
+        }
+        return Value::String(s);
+    }
+    match v {
+        Value::Array(items) => Value::Array(items.iter().map(display_value).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, c)| (k.clone(), display_value(c)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// The canonical JSON document of `desired`.
+pub fn document(desired: &Desired) -> String {
+    let resources: Vec<Value> = desired
+        .resources
+        .values()
+        .map(|r| {
+            let mut v = serde_json::to_value(r).expect("a desired resource serializes");
+            v["inputs"] = display_value(&r.inputs);
+            v
+        })
+        .collect();
+    let outputs: serde_json::Map<String, Value> = desired
+        .outputs
+        .iter()
+        .map(|(k, v)| (k.clone(), display_value(v)))
+        .collect();
+    let doc = json!({
+        "stack": desired.stack,
+        "resources": resources,
+        "outputs": outputs,
+        "files": desired.files.keys().collect::<Vec<_>>(),
+    });
+    let mut out = String::new();
+    canonical(&doc, 0, &mut out);
+    out.push('\n');
+    out
+}
+
+/// Pretty JSON with keys sorted at every level, independent of serde_json's map features.
+pub fn canonical(v: &Value, indent: usize, out: &mut String) {
+    let pad = |n: usize| "  ".repeat(n);
+    match v {
+        Value::Object(map) if !map.is_empty() => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push_str("{\n");
+            for (i, k) in keys.iter().enumerate() {
+                let _ = write!(out, "{}{}: ", pad(indent + 1), Value::String((*k).clone()));
+                canonical(&map[*k], indent + 1, out);
+                out.push_str(if i + 1 < keys.len() { ",\n" } else { "\n" });
+            }
+            let _ = write!(out, "{}}}", pad(indent));
+        }
+        Value::Array(items) if !items.is_empty() => {
+            out.push_str("[\n");
+            for (i, item) in items.iter().enumerate() {
+                out.push_str(&pad(indent + 1));
+                canonical(item, indent + 1, out);
+                out.push_str(if i + 1 < items.len() { ",\n" } else { "\n" });
+            }
+            let _ = write!(out, "{}]", pad(indent));
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// Writes `stack.json` and `files/<path>` for every rendered file under `dir`. Returns the
+/// paths written, relative to `dir`.
+pub fn write(desired: &Desired, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("stack.json"), document(desired))?;
+    written.push(PathBuf::from("stack.json"));
+    for (name, text) in &desired.files {
+        let rel = Path::new("files").join(name);
+        let path = dir.join(&rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, text)?;
+        written.push(rel);
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_sorts_keys_and_indents() {
+        let mut out = String::new();
+        canonical(
+            &json!({"b": [1, {"d": 1, "c": 2}], "a": {}, "e": []}),
+            0,
+            &mut out,
+        );
+        assert_eq!(out, "{\n  \"a\": {},\n  \"b\": [\n    1,\n    {\n      \"c\": 2,\n      \"d\": 1\n    }\n  ],\n  \"e\": []\n}");
+    }
+
+    #[test]
+    fn secrets_and_unknowns_are_shown_safely() {
+        let r = value::OutputRef {
+            urn: crate::Urn::from("s/t:x/a"),
+            path: "id".into(),
+        };
+        let v = json!({"p": value::secret(json!("hunter2")), "o": r.to_value(), "c": value::concat(vec![json!("x-"), r.to_value()])});
+        assert_eq!(
+            display_value(&v),
+            json!({"p": "[secret]", "o": "${s/t:x/a#id}", "c": "x-${s/t:x/a#id}"})
+        );
+    }
+}

@@ -1,0 +1,322 @@
+//! Property values and the reserved markers inside them.
+//!
+//! Inputs and outputs travel through the engine as [`serde_json::Value`]s. Three single-key
+//! objects are reserved and carry meaning beyond plain data:
+//!
+//! - `{"$output": {"urn": U, "path": P}}`: another resource's output, unknown until that
+//!   resource has been applied. Using one records a dependency edge.
+//! - `{"$secret": V}`: a value that must never be shown. Rendered and previewed as `[secret]`,
+//!   encrypted before it reaches a state backend.
+//! - `{"$concat": [parts]}`: a string assembled from literal strings and outputs, resolved
+//!   once every output in it is known.
+//!
+//! At rest a secret becomes `{"$ciphertext": "<base64>"}` (see [`crate::secrets`]).
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::urn::Urn;
+
+/// Key of the marker object for an unknown output reference.
+pub const OUTPUT: &str = "$output";
+/// Key of the marker object for a secret value.
+pub const SECRET: &str = "$secret";
+/// Key of the marker object for a string built from parts.
+pub const CONCAT: &str = "$concat";
+/// Key of the marker object for an encrypted secret at rest.
+pub const CIPHERTEXT: &str = "$ciphertext";
+/// What a secret looks like wherever it is shown.
+pub const REDACTED: &str = "[secret]";
+
+/// A reference to one output property of one resource.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct OutputRef {
+    pub urn: Urn,
+    /// Dotted path into the resource's outputs, for example `arn` or `endpoint.address`.
+    pub path: String,
+}
+
+impl OutputRef {
+    pub fn to_value(&self) -> Value {
+        let mut inner = Map::new();
+        inner.insert("urn".into(), Value::String(self.urn.to_string()));
+        inner.insert("path".into(), Value::String(self.path.clone()));
+        single(OUTPUT, Value::Object(inner))
+    }
+}
+
+impl std::fmt::Display for OutputRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}#{}", self.urn, self.path)
+    }
+}
+
+pub(crate) fn single(key: &str, value: Value) -> Value {
+    let mut map = Map::new();
+    map.insert(key.to_string(), value);
+    Value::Object(map)
+}
+
+/// If `value` is a single-key object whose key is `key`, its inner value.
+pub fn marker<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
+    match value {
+        Value::Object(map) if map.len() == 1 => map.get(key),
+        _ => None,
+    }
+}
+
+/// The output reference a value stands for, if it is one.
+pub fn as_output_ref(value: &Value) -> Option<OutputRef> {
+    let inner = marker(value, OUTPUT)?;
+    let urn = inner.get("urn")?.as_str()?;
+    let path = inner.get("path")?.as_str()?;
+    Some(OutputRef {
+        urn: Urn::from(urn),
+        path: path.to_string(),
+    })
+}
+
+/// Wraps a value as secret (idempotent).
+pub fn secret(value: Value) -> Value {
+    if marker(&value, SECRET).is_some() {
+        value
+    } else {
+        single(SECRET, value)
+    }
+}
+
+/// Every resource referenced by an output marker inside `value`.
+pub fn referenced_urns(value: &Value, into: &mut BTreeSet<Urn>) {
+    if let Some(r) = as_output_ref(value) {
+        into.insert(r.urn);
+        return;
+    }
+    match value {
+        Value::Array(items) => items.iter().for_each(|v| referenced_urns(v, into)),
+        Value::Object(map) => map.values().for_each(|v| referenced_urns(v, into)),
+        _ => {}
+    }
+}
+
+/// Whether any part of `value` is still unknown.
+pub fn has_unknowns(value: &Value) -> bool {
+    if as_output_ref(value).is_some() {
+        return true;
+    }
+    match value {
+        Value::Array(items) => items.iter().any(has_unknowns),
+        Value::Object(map) => map.values().any(has_unknowns),
+        _ => false,
+    }
+}
+
+/// Whether any part of `value` is secret.
+pub fn has_secrets(value: &Value) -> bool {
+    if marker(value, SECRET).is_some() || marker(value, CIPHERTEXT).is_some() {
+        return true;
+    }
+    match value {
+        Value::Array(items) => items.iter().any(has_secrets),
+        Value::Object(map) => map.values().any(has_secrets),
+        _ => false,
+    }
+}
+
+/// Replaces every output reference that `lookup` can answer. References it cannot answer stay
+/// as markers. A `$concat` whose parts are all known becomes a string (a secret string when any
+/// part was secret).
+pub fn resolve(value: &Value, lookup: &dyn Fn(&OutputRef) -> Option<Value>) -> Value {
+    if let Some(r) = as_output_ref(value) {
+        return lookup(&r).unwrap_or_else(|| value.clone());
+    }
+    if let Some(Value::Array(parts)) = marker(value, CONCAT) {
+        let parts: Vec<Value> = parts.iter().map(|p| resolve(p, lookup)).collect();
+        return concat(parts);
+    }
+    match value {
+        Value::Array(items) => Value::Array(items.iter().map(|v| resolve(v, lookup)).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), resolve(v, lookup)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// Joins parts into one string if all are known, else keeps a `$concat` marker.
+pub fn concat(parts: Vec<Value>) -> Value {
+    if parts.iter().any(has_unknowns) {
+        return single(CONCAT, Value::Array(parts));
+    }
+    let mut out = String::new();
+    let mut is_secret = false;
+    for part in &parts {
+        let (inner, s) = match marker(part, SECRET) {
+            Some(inner) => (inner, true),
+            None => (part, false),
+        };
+        is_secret |= s;
+        match inner {
+            Value::String(s) => out.push_str(s),
+            Value::Null => {}
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    if is_secret {
+        secret(Value::String(out))
+    } else {
+        Value::String(out)
+    }
+}
+
+/// The value with every secret replaced by [`REDACTED`]: what render, preview and logs show.
+pub fn redact(value: &Value) -> Value {
+    if marker(value, SECRET).is_some() || marker(value, CIPHERTEXT).is_some() {
+        return Value::String(REDACTED.to_string());
+    }
+    match value {
+        Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), redact(v))).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+/// The value with secret markers removed: what a provider receives.
+pub fn reveal(value: &Value) -> Value {
+    if let Some(inner) = marker(value, SECRET) {
+        return reveal(inner);
+    }
+    match value {
+        Value::Array(items) => Value::Array(items.iter().map(reveal).collect()),
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), reveal(v))).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+/// Looks up a dotted path (`a.b.0`) inside a value.
+pub fn get_path<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut current = value;
+    for part in path.split('.') {
+        // Secrets are transparent to lookups; the result stays wrapped by the caller.
+        let inner = marker(current, SECRET).unwrap_or(current);
+        current = match inner {
+            Value::Object(map) => map.get(part)?,
+            Value::Array(items) => items.get(part.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(current)
+}
+
+/// Looks up an output, keeping it secret when it, or anything around it, was secret.
+pub fn lookup_output(outputs: &Value, path: &str) -> Option<Value> {
+    let mut current = outputs;
+    let mut is_secret = false;
+    for part in path.split('.') {
+        if let Some(inner) = marker(current, SECRET) {
+            is_secret = true;
+            current = inner;
+        }
+        current = match current {
+            Value::Object(map) => map.get(part)?,
+            Value::Array(items) => items.get(part.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    let found = current.clone();
+    Some(if is_secret { secret(found) } else { found })
+}
+
+/// `target` with every value made secret whose counterpart in `reference` is secret. Used to
+/// keep what a provider reads back as secret as what was written.
+pub fn copy_secrecy(reference: &Value, target: Value) -> Value {
+    if marker(reference, SECRET).is_some() || marker(reference, CIPHERTEXT).is_some() {
+        return secret(target);
+    }
+    match (reference, target) {
+        (Value::Object(r), Value::Object(t)) => Value::Object(
+            t.into_iter()
+                .map(|(k, v)| {
+                    let v = match r.get(&k) {
+                        Some(rv) => copy_secrecy(rv, v),
+                        None => v,
+                    };
+                    (k, v)
+                })
+                .collect(),
+        ),
+        (Value::Array(r), Value::Array(t)) => Value::Array(
+            t.into_iter()
+                .enumerate()
+                .map(|(i, v)| match r.get(i) {
+                    Some(rv) => copy_secrecy(rv, v),
+                    None => v,
+                })
+                .collect(),
+        ),
+        (_, t) => t,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn out(urn: &str, path: &str) -> Value {
+        OutputRef {
+            urn: Urn::from(urn),
+            path: path.into(),
+        }
+        .to_value()
+    }
+
+    #[test]
+    fn resolve_replaces_known_refs_and_keeps_unknown_ones() {
+        let v = json!({"a": out("s/t:x/one", "id"), "b": [out("s/t:x/two", "id")]});
+        let resolved = resolve(&v, &|r| {
+            (r.urn.as_str() == "s/t:x/one").then(|| json!("i-1"))
+        });
+        assert_eq!(resolved["a"], json!("i-1"));
+        assert!(has_unknowns(&resolved));
+        let mut urns = BTreeSet::new();
+        referenced_urns(&resolved, &mut urns);
+        assert_eq!(
+            urns.into_iter().map(|u| u.to_string()).collect::<Vec<_>>(),
+            ["s/t:x/two"]
+        );
+    }
+
+    #[test]
+    fn concat_joins_known_parts_and_taints_secrets() {
+        let v = concat(vec![json!("a-"), secret(json!("b")), json!(3)]);
+        assert_eq!(v, secret(json!("a-b3")));
+        let unknown = concat(vec![json!("a-"), out("s/t:x/one", "id")]);
+        assert!(has_unknowns(&unknown));
+        let later = resolve(&unknown, &|_| Some(json!("z")));
+        assert_eq!(later, json!("a-z"));
+    }
+
+    #[test]
+    fn redact_and_reveal() {
+        let v = json!({"p": secret(json!("hunter2")), "q": 1});
+        assert_eq!(redact(&v), json!({"p": "[secret]", "q": 1}));
+        assert_eq!(reveal(&v), json!({"p": "hunter2", "q": 1}));
+        assert!(has_secrets(&v));
+    }
+
+    #[test]
+    fn lookup_output_keeps_secrecy_of_parents() {
+        let v = json!({"creds": secret(json!({"user": "u"})), "id": "x"});
+        assert_eq!(lookup_output(&v, "creds.user"), Some(secret(json!("u"))));
+        assert_eq!(lookup_output(&v, "id"), Some(json!("x")));
+        assert_eq!(lookup_output(&v, "nope"), None);
+    }
+}
