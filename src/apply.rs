@@ -72,10 +72,7 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine")
-            .field("stack", &self.stack)
-            .field("parallel", &self.parallel)
-            .finish_non_exhaustive()
+        f.debug_struct("Engine").field("stack", &self.stack).field("parallel", &self.parallel).finish_non_exhaustive()
     }
 }
 
@@ -124,10 +121,7 @@ impl Engine {
     fn provider(&self, type_token: &str) -> Result<&Arc<dyn Provider>, String> {
         self.registry.get(type_token).ok_or_else(|| {
             let known: Vec<&str> = self.registry.types().collect();
-            format!(
-                "no provider for type `{type_token}` (this program has: {})",
-                known.join(", ")
-            )
+            format!("no provider for type `{type_token}` (this program has: {})", known.join(", "))
         })
     }
 
@@ -135,29 +129,19 @@ impl Engine {
         changes
             .into_iter()
             .map(|c| {
-                let needs = |r: &ResourceState| {
-                    value::has_secrets(&r.inputs) || value::has_secrets(&r.outputs)
-                };
+                let needs = |r: &ResourceState| value::has_secrets(&r.inputs) || value::has_secrets(&r.outputs);
                 match (&c, &self.secrets) {
-                    (Change::PutResource(r), Some(b)) => {
-                        Ok(Change::PutResource(b.encrypt_resource(r)))
+                    (Change::PutResource(r), Some(b)) => Ok(Change::PutResource(b.encrypt_resource(r))),
+                    (Change::PutRetired(r), Some(b)) => Ok(Change::PutRetired(b.encrypt_resource(r))),
+                    (Change::PutOutputs(o), Some(b)) => {
+                        Ok(Change::PutOutputs(o.iter().map(|(k, v)| (k.clone(), b.encrypt(v))).collect()))
                     }
-                    (Change::PutRetired(r), Some(b)) => {
-                        Ok(Change::PutRetired(b.encrypt_resource(r)))
-                    }
-                    (Change::PutOutputs(o), Some(b)) => Ok(Change::PutOutputs(
-                        o.iter().map(|(k, v)| (k.clone(), b.encrypt(v))).collect(),
-                    )),
                     (Change::PutResource(r) | Change::PutRetired(r), None) if needs(r) => {
-                        Err(format!(
-                            "`{}` holds secrets and no passphrase is set; nothing was written",
-                            r.urn
-                        ))
+                        Err(format!("`{}` holds secrets and no passphrase is set; nothing was written", r.urn))
                     }
-                    (Change::PutOutputs(o), None) if o.values().any(value::has_secrets) => Err(
-                        "stack outputs hold secrets and no passphrase is set; nothing was written"
-                            .to_string(),
-                    ),
+                    (Change::PutOutputs(o), None) if o.values().any(value::has_secrets) => {
+                        Err("stack outputs hold secrets and no passphrase is set; nothing was written".to_string())
+                    }
                     _ => Ok(c),
                 }
             })
@@ -165,11 +149,7 @@ impl Engine {
     }
 
     /// Writes a batch through the session, encrypting secrets first.
-    pub async fn write(
-        &self,
-        session: &dyn StateSession,
-        changes: Vec<Change>,
-    ) -> Result<(), String> {
+    pub async fn write(&self, session: &dyn StateSession, changes: Vec<Change>) -> Result<(), String> {
         let changes = self.encrypt(changes)?;
         session.write(changes).await.map_err(|e| e.to_string())
     }
@@ -185,16 +165,9 @@ impl Engine {
     ) -> Result<usize, String> {
         let mut n = 0;
         for op in state.pending.values() {
-            let ctx = Context {
-                urn: &op.urn,
-                stack: &self.stack,
-            };
+            let ctx = Context { urn: &op.urn, stack: &self.stack };
             let provider = self.provider(&op.type_token)?;
-            let existing = if op.retired {
-                state.retired.get(&op.urn)
-            } else {
-                state.resources.get(&op.urn)
-            };
+            let existing = if op.retired { state.retired.get(&op.urn) } else { state.resources.get(&op.urn) };
             let declared = desired.and_then(|d| d.resources.get(&op.urn));
             let reference = declared
                 .map(|d| d.inputs.clone())
@@ -204,12 +177,7 @@ impl Engine {
                 let inputs = value::copy_secrecy(&reference, obs.inputs);
                 match (declared, existing) {
                     (Some(d), _) => record(d, obs.id, inputs, obs.outputs),
-                    (None, Some(e)) => ResourceState {
-                        id: obs.id,
-                        inputs,
-                        outputs: obs.outputs,
-                        ..e.clone()
-                    },
+                    (None, Some(e)) => ResourceState { id: obs.id, inputs, outputs: obs.outputs, ..e.clone() },
                     (None, None) => ResourceState {
                         urn: op.urn.clone(),
                         type_token: op.type_token.clone(),
@@ -234,14 +202,9 @@ impl Engine {
                     match found {
                         None => what = "create had not happened".to_string(),
                         Some(obs) => match existing {
-                            Some(old) if old.id == obs.id => {
-                                what = "create had already been recorded".to_string()
-                            }
+                            Some(old) if old.id == obs.id => what = "create had already been recorded".to_string(),
                             Some(old) => {
-                                what = format!(
-                                    "replacement {} found and adopted; {} retired",
-                                    obs.id, old.id
-                                );
+                                what = format!("replacement {} found and adopted; {} retired", obs.id, old.id);
                                 changes.push(Change::PutRetired(old.clone()));
                                 changes.push(Change::PutResource(adopt(obs)));
                             }
@@ -253,14 +216,8 @@ impl Engine {
                     }
                 }
                 PendingKind::Update | PendingKind::Delete => {
-                    let id = op
-                        .resource_id
-                        .clone()
-                        .or_else(|| existing.map(|e| e.id.clone()))
-                        .unwrap_or_default();
-                    let inputs = existing
-                        .map(|e| value::reveal(&e.inputs))
-                        .unwrap_or(Value::Null);
+                    let id = op.resource_id.clone().or_else(|| existing.map(|e| e.id.clone())).unwrap_or_default();
+                    let inputs = existing.map(|e| value::reveal(&e.inputs)).unwrap_or(Value::Null);
                     let seen = provider
                         .read(ctx, &id, &inputs)
                         .await
@@ -277,16 +234,8 @@ impl Engine {
                         (Some(obs), Some(e)) => {
                             what = format!("{id} read back");
                             let inputs = value::copy_secrecy(&e.inputs, obs.inputs);
-                            let r = ResourceState {
-                                inputs,
-                                outputs: obs.outputs,
-                                ..e.clone()
-                            };
-                            changes.push(if op.retired {
-                                Change::PutRetired(r)
-                            } else {
-                                Change::PutResource(r)
-                            });
+                            let r = ResourceState { inputs, outputs: obs.outputs, ..e.clone() };
+                            changes.push(if op.retired { Change::PutRetired(r) } else { Change::PutResource(r) });
                         }
                         (_, None) => what = format!("{id} is not in state"),
                     }
@@ -294,10 +243,7 @@ impl Engine {
             }
             changes.push(Change::ClearPending(op.id.clone()));
             self.write(session, changes).await?;
-            (self.events)(Event::Recovered {
-                urn: op.urn.clone(),
-                what,
-            });
+            (self.events)(Event::Recovered { urn: op.urn.clone(), what });
             n += 1;
         }
         Ok(n)
@@ -318,16 +264,8 @@ impl Engine {
             session,
             desired,
             live: Mutex::new(Live {
-                resources: prior
-                    .resources
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-                retired: prior
-                    .retired
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
+                resources: prior.resources.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                retired: prior.retired.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             }),
             lost: Mutex::new(None),
         };
@@ -346,9 +284,8 @@ impl Engine {
         let mut outcome = Outcome::default();
         let parallel = self.parallel.max(1);
         loop {
-            let stopping = *cancel.borrow()
-                || run.lost.lock().expect("lock poisoned").is_some()
-                || session.lost().is_some();
+            let stopping =
+                *cancel.borrow() || run.lost.lock().expect("lock poisoned").is_some() || session.lost().is_some();
             while !stopping && running.len() < parallel {
                 let Some(i) = ready.pop_front() else { break };
                 state[i] = 1;
@@ -395,36 +332,22 @@ impl Engine {
                     }
                 }
             }
-            if let Some(msg) = run
-                .lost
-                .lock()
-                .expect("lock poisoned")
-                .clone()
-                .or_else(|| session.lost())
-            {
+            if let Some(msg) = run.lost.lock().expect("lock poisoned").clone().or_else(|| session.lost()) {
                 if outcome.lost_lock.is_none() {
-                    outcome.in_flight_at_loss = (0..n)
-                        .filter(|&j| state[j] == 1)
-                        .map(|j| (steps[j].urn.clone(), steps[j].op))
-                        .collect();
+                    outcome.in_flight_at_loss =
+                        (0..n).filter(|&j| state[j] == 1).map(|j| (steps[j].urn.clone(), steps[j].op)).collect();
                     outcome.lost_lock = Some(msg);
                 }
             }
         }
         outcome.interrupted = *cancel.borrow();
-        outcome.not_started = (0..n)
-            .filter(|&i| state[i] == 0)
-            .map(|i| (steps[i].urn.clone(), steps[i].op))
-            .collect();
+        outcome.not_started = (0..n).filter(|&i| state[i] == 0).map(|i| (steps[i].urn.clone(), steps[i].op)).collect();
 
         // Stack outputs, once everything they use is known.
         if outcome.failed.is_empty() && outcome.lost_lock.is_none() {
             let live = run.live.lock().expect("lock poisoned");
-            let lookup = |o: &OutputRef| {
-                live.resources
-                    .get(&o.urn)
-                    .and_then(|r| value::lookup_output(&r.outputs, &o.path))
-            };
+            let lookup =
+                |o: &OutputRef| live.resources.get(&o.urn).and_then(|r| value::lookup_output(&r.outputs, &o.path));
             let outputs: std::collections::BTreeMap<String, Value> = desired
                 .outputs
                 .iter()
@@ -434,11 +357,7 @@ impl Engine {
             drop(live);
             if outputs != prior.outputs {
                 if let Err(e) = self.write(session, vec![Change::PutOutputs(outputs)]).await {
-                    outcome.failed.push((
-                        Urn::from(format!("{}/<stack outputs>", self.stack)),
-                        Op::Update,
-                        e,
-                    ));
+                    outcome.failed.push((Urn::from(format!("{}/<stack outputs>", self.stack)), Op::Update, e));
                 }
             }
         }
@@ -448,31 +367,20 @@ impl Engine {
 
 impl Run<'_> {
     fn desired(&self, urn: &Urn) -> Result<&DesiredResource, String> {
-        self.desired
-            .resources
-            .get(urn)
-            .ok_or_else(|| format!("`{urn}` is not declared by the program"))
+        self.desired.resources.get(urn).ok_or_else(|| format!("`{urn}` is not declared by the program"))
     }
 
     /// Inputs with every output resolved from what has been applied so far.
     fn inputs(&self, d: &DesiredResource, prior: Option<&ResourceState>) -> Result<Value, String> {
         let live = self.live.lock().expect("lock poisoned");
-        let lookup = |o: &OutputRef| {
-            live.resources
-                .get(&o.urn)
-                .and_then(|r| value::lookup_output(&r.outputs, &o.path))
-        };
+        let lookup = |o: &OutputRef| live.resources.get(&o.urn).and_then(|r| value::lookup_output(&r.outputs, &o.path));
         let inputs = plan::effective_inputs(d, prior, &lookup);
         if value::has_unknowns(&inputs) {
             let mut missing = Vec::new();
             collect_unknowns(&inputs, &mut missing);
             return Err(format!(
                 "inputs use outputs that do not exist: {}",
-                missing
-                    .iter()
-                    .map(|r| r.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                missing.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", ")
             ));
         }
         Ok(inputs)
@@ -482,10 +390,7 @@ impl Run<'_> {
         match self.engine.write(self.session, changes).await {
             Ok(()) => Ok(()),
             Err(e) => {
-                self.lost
-                    .lock()
-                    .expect("lock poisoned")
-                    .get_or_insert_with(|| e.clone());
+                self.lost.lock().expect("lock poisoned").get_or_insert_with(|| e.clone());
                 Err(format!("state write failed: {e}"))
             }
         }
@@ -516,42 +421,23 @@ impl Run<'_> {
         let events = &self.engine.events;
         let started = Instant::now();
         if step.op != Op::Same {
-            events(Event::Started {
-                urn: step.urn.clone(),
-                op: step.op,
-            });
+            events(Event::Started { urn: step.urn.clone(), op: step.op });
         }
         let result = self.step_inner(step).await;
         match &result {
-            Ok(()) if step.op != Op::Same => events(Event::Finished {
-                urn: step.urn.clone(),
-                op: step.op,
-                elapsed: started.elapsed(),
-            }),
+            Ok(()) if step.op != Op::Same => {
+                events(Event::Finished { urn: step.urn.clone(), op: step.op, elapsed: started.elapsed() })
+            }
             Ok(()) => {}
-            Err(e) => events(Event::Failed {
-                urn: step.urn.clone(),
-                op: step.op,
-                error: e.clone(),
-            }),
+            Err(e) => events(Event::Failed { urn: step.urn.clone(), op: step.op, error: e.clone() }),
         }
         result
     }
 
     async fn step_inner(&self, step: &Step) -> Result<(), String> {
         let stack = &self.engine.stack;
-        let ctx = Context {
-            urn: &step.urn,
-            stack,
-        };
-        let current = |urn: &Urn| {
-            self.live
-                .lock()
-                .expect("lock poisoned")
-                .resources
-                .get(urn)
-                .cloned()
-        };
+        let ctx = Context { urn: &step.urn, stack };
+        let current = |urn: &Urn| self.live.lock().expect("lock poisoned").resources.get(urn).cloned();
         match step.op {
             Op::Same => {
                 if !step.state_only {
@@ -559,8 +445,7 @@ impl Run<'_> {
                 }
                 let d = self.desired(&step.urn)?;
                 let from = step.renamed_from.as_ref().unwrap_or(&step.urn);
-                let prior =
-                    current(from).ok_or_else(|| format!("`{from}` is missing from state"))?;
+                let prior = current(from).ok_or_else(|| format!("`{from}` is missing from state"))?;
                 let rec = ResourceState {
                     outputs: prior.outputs.clone(),
                     ..record(d, prior.id.clone(), prior.inputs.clone(), Value::Null)
@@ -583,8 +468,7 @@ impl Run<'_> {
             Op::Update => {
                 let d = self.desired(&step.urn)?;
                 let from = step.renamed_from.as_ref().unwrap_or(&step.urn);
-                let prior =
-                    current(from).ok_or_else(|| format!("`{from}` is missing from state"))?;
+                let prior = current(from).ok_or_else(|| format!("`{from}` is missing from state"))?;
                 let inputs = self.inputs(d, Some(&prior))?;
                 if plan::diff(&prior.inputs, &inputs, &d.replace_on_change).is_empty() {
                     // Known now: nothing changed after all.
@@ -597,11 +481,7 @@ impl Run<'_> {
                         changes.push(Change::RemoveResource(from.clone()));
                     }
                     self.write(changes).await?;
-                    self.live
-                        .lock()
-                        .expect("lock poisoned")
-                        .resources
-                        .insert(step.urn.clone(), rec);
+                    self.live.lock().expect("lock poisoned").resources.insert(step.urn.clone(), rec);
                     return Ok(());
                 }
                 let provider = self.engine.provider(&d.type_token)?;
@@ -615,19 +495,11 @@ impl Run<'_> {
                 );
                 self.write(vec![Change::PutPending(op.clone())]).await?;
                 let outputs = provider
-                    .update(
-                        ctx,
-                        &prior.id,
-                        &value::reveal(&prior.inputs),
-                        &value::reveal(&inputs),
-                    )
+                    .update(ctx, &prior.id, &value::reveal(&prior.inputs), &value::reveal(&inputs))
                     .await
                     .map_err(|e| format!("update failed: {e}"))?;
                 let rec = record(d, prior.id.clone(), inputs, outputs);
-                let mut changes = vec![
-                    Change::PutResource(rec.clone()),
-                    Change::ClearPending(op.id),
-                ];
+                let mut changes = vec![Change::PutResource(rec.clone()), Change::ClearPending(op.id)];
                 if from != &step.urn {
                     changes.push(Change::RemoveResource(from.clone()));
                 }
@@ -640,19 +512,14 @@ impl Run<'_> {
             Op::Replace => {
                 let d = self.desired(&step.urn)?;
                 let from = step.renamed_from.as_ref().unwrap_or(&step.urn);
-                let prior =
-                    current(from).ok_or_else(|| format!("`{from}` is missing from state"))?;
+                let prior = current(from).ok_or_else(|| format!("`{from}` is missing from state"))?;
                 let inputs = self.inputs(d, Some(&prior))?;
                 self.create(d, inputs, Some(prior)).await
             }
             Op::ReplaceDeleteFirst => {
                 let d = self.desired(&step.urn)?;
-                let from = step
-                    .renamed_from
-                    .clone()
-                    .unwrap_or_else(|| step.urn.clone());
-                let prior =
-                    current(&from).ok_or_else(|| format!("`{from}` is missing from state"))?;
+                let from = step.renamed_from.clone().unwrap_or_else(|| step.urn.clone());
+                let prior = current(&from).ok_or_else(|| format!("`{from}` is missing from state"))?;
                 let inputs = self.inputs(d, Some(&prior))?;
                 self.delete(&prior, false).await?;
                 self.create(d, inputs, None).await
@@ -669,56 +536,29 @@ impl Run<'_> {
                 self.delete(&old, true).await
             }
             Op::Delete => {
-                let prior = current(&step.urn)
-                    .ok_or_else(|| format!("`{}` is missing from state", step.urn))?;
+                let prior = current(&step.urn).ok_or_else(|| format!("`{}` is missing from state", step.urn))?;
                 self.delete(&prior, false).await
             }
             Op::Forget => {
-                self.write(vec![Change::RemoveResource(step.urn.clone())])
-                    .await?;
-                self.live
-                    .lock()
-                    .expect("lock poisoned")
-                    .resources
-                    .remove(&step.urn);
+                self.write(vec![Change::RemoveResource(step.urn.clone())]).await?;
+                self.live.lock().expect("lock poisoned").resources.remove(&step.urn);
                 Ok(())
             }
         }
     }
 
     /// Creates `d`; with `replacing`, the old record is retired in the same state write.
-    async fn create(
-        &self,
-        d: &DesiredResource,
-        inputs: Value,
-        replacing: Option<ResourceState>,
-    ) -> Result<(), String> {
+    async fn create(&self, d: &DesiredResource, inputs: Value, replacing: Option<ResourceState>) -> Result<(), String> {
         let provider = self.engine.provider(&d.type_token)?;
-        let ctx = Context {
-            urn: &d.urn,
-            stack: &self.engine.stack,
-        };
+        let ctx = Context { urn: &d.urn, stack: &self.engine.stack };
         let revealed = value::reveal(&inputs);
-        let op = self.pending(
-            PendingKind::Create,
-            &d.urn,
-            &d.type_token,
-            None,
-            provider.identity(&revealed),
-            false,
-        );
+        let op = self.pending(PendingKind::Create, &d.urn, &d.type_token, None, provider.identity(&revealed), false);
         self.write(vec![Change::PutPending(op.clone())]).await?;
-        let created = provider
-            .create(ctx, &revealed)
-            .await
-            .map_err(|e| format!("create failed: {e}"))?;
+        let created = provider.create(ctx, &revealed).await.map_err(|e| format!("create failed: {e}"))?;
         let rec = record(d, created.id, inputs, created.outputs);
         let mut changes = Vec::new();
         if let Some(old) = &replacing {
-            changes.push(Change::PutRetired(ResourceState {
-                urn: d.urn.clone(),
-                ..old.clone()
-            }));
+            changes.push(Change::PutRetired(ResourceState { urn: d.urn.clone(), ..old.clone() }));
             if old.urn != d.urn {
                 changes.push(Change::RemoveResource(old.urn.clone()));
             }
@@ -729,13 +569,7 @@ impl Run<'_> {
         let mut live = self.live.lock().expect("lock poisoned");
         if let Some(old) = replacing {
             live.resources.remove(&old.urn);
-            live.retired.insert(
-                d.urn.clone(),
-                ResourceState {
-                    urn: d.urn.clone(),
-                    ..old
-                },
-            );
+            live.retired.insert(d.urn.clone(), ResourceState { urn: d.urn.clone(), ..old });
         }
         live.resources.insert(d.urn.clone(), rec);
         Ok(())
@@ -743,30 +577,12 @@ impl Run<'_> {
 
     async fn delete(&self, r: &ResourceState, retired: bool) -> Result<(), String> {
         let provider = self.engine.provider(&r.type_token)?;
-        let ctx = Context {
-            urn: &r.urn,
-            stack: &self.engine.stack,
-        };
-        let op = self.pending(
-            PendingKind::Delete,
-            &r.urn,
-            &r.type_token,
-            Some(r.id.clone()),
-            Value::Null,
-            retired,
-        );
+        let ctx = Context { urn: &r.urn, stack: &self.engine.stack };
+        let op = self.pending(PendingKind::Delete, &r.urn, &r.type_token, Some(r.id.clone()), Value::Null, retired);
         self.write(vec![Change::PutPending(op.clone())]).await?;
-        provider
-            .delete(ctx, &r.id, &value::reveal(&r.inputs))
-            .await
-            .map_err(|e| format!("delete failed: {e}"))?;
-        let remove = if retired {
-            Change::RemoveRetired(r.urn.clone())
-        } else {
-            Change::RemoveResource(r.urn.clone())
-        };
-        self.write(vec![remove, Change::ClearPending(op.id)])
-            .await?;
+        provider.delete(ctx, &r.id, &value::reveal(&r.inputs)).await.map_err(|e| format!("delete failed: {e}"))?;
+        let remove = if retired { Change::RemoveRetired(r.urn.clone()) } else { Change::RemoveResource(r.urn.clone()) };
+        self.write(vec![remove, Change::ClearPending(op.id)]).await?;
         let mut live = self.live.lock().expect("lock poisoned");
         if retired {
             live.retired.remove(&r.urn);
@@ -805,10 +621,7 @@ impl Engine {
         let mut drifts = Vec::new();
         let mut reads = futures_util::stream::iter(state.resources.values().map(|r| async move {
             let provider = self.provider(&r.type_token)?;
-            let ctx = Context {
-                urn: &r.urn,
-                stack: &self.stack,
-            };
+            let ctx = Context { urn: &r.urn, stack: &self.stack };
             let seen = provider
                 .read(ctx, &r.id, &value::reveal(&r.inputs))
                 .await
@@ -819,11 +632,7 @@ impl Engine {
         while let Some(result) = reads.next().await {
             let (r, seen) = result?;
             match seen {
-                None => drifts.push(Drift {
-                    urn: r.urn.clone(),
-                    diffs: None,
-                    observed: None,
-                }),
+                None => drifts.push(Drift { urn: r.urn.clone(), diffs: None, observed: None }),
                 Some(obs) => {
                     let inputs = value::copy_secrecy(&r.inputs, obs.inputs);
                     let outputs = value::copy_secrecy(&r.outputs, obs.outputs);
@@ -832,12 +641,7 @@ impl Engine {
                         drifts.push(Drift {
                             urn: r.urn.clone(),
                             diffs: Some(diffs),
-                            observed: Some(ResourceState {
-                                id: obs.id,
-                                inputs,
-                                outputs,
-                                ..r.clone()
-                            }),
+                            observed: Some(ResourceState { id: obs.id, inputs, outputs, ..r.clone() }),
                         });
                     }
                 }
@@ -848,11 +652,7 @@ impl Engine {
     }
 
     /// Records what `refresh` found.
-    pub async fn write_refresh(
-        &self,
-        session: &dyn StateSession,
-        drifts: &[Drift],
-    ) -> Result<(), String> {
+    pub async fn write_refresh(&self, session: &dyn StateSession, drifts: &[Drift]) -> Result<(), String> {
         for d in drifts {
             let change = match &d.observed {
                 Some(r) => Change::PutResource(r.clone()),

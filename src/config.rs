@@ -43,12 +43,7 @@ impl fmt::Display for ConfigError {
 fn position(src: &str, offset: usize) -> (usize, usize) {
     let before = &src[..offset.min(src.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before
-        .rsplit('\n')
-        .next()
-        .map(|l| l.chars().count())
-        .unwrap_or(0)
-        + 1;
+    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
     (line, col)
 }
 
@@ -122,15 +117,16 @@ mod tests {
     }
 
     fn err(src: &str) -> String {
-        parse::<Site>(Path::new("stacks/dev.toml"), src)
-            .unwrap_err()
-            .to_string()
+        parse::<Site>(Path::new("stacks/dev.toml"), src).unwrap_err().to_string()
     }
 
     #[test]
     fn wrong_type_names_file_line_column_and_key() {
         let e = err("title = \"x\"\n[server]\nport = \"eighty\"\n");
-        assert!(e.starts_with("stacks/dev.toml:3:8: invalid type: string \"eighty\", expected u16 (at key `server.port`)"), "{e}");
+        assert!(
+            e.starts_with("stacks/dev.toml:3:8: invalid type: string \"eighty\", expected u16 (at key `server.port`)"),
+            "{e}"
+        );
         assert!(e.contains("3 | port = \"eighty\""), "{e}");
         assert!(e.contains("^^^^^^^^"), "{e}");
     }
@@ -138,10 +134,7 @@ mod tests {
     #[test]
     fn unknown_key_is_an_error() {
         let e = err("title = \"x\"\ntitel = \"y\"\n[server]\nport = 80\n");
-        assert!(
-            e.starts_with("stacks/dev.toml:2:1: unknown field `titel`"),
-            "{e}"
-        );
+        assert!(e.starts_with("stacks/dev.toml:2:1: unknown field `titel`"), "{e}");
     }
 
     #[test]

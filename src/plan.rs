@@ -147,10 +147,7 @@ pub enum PlanError {
 
 fn protected_message(items: &[(Urn, Op)]) -> String {
     let mut s = String::from("the plan would ");
-    let list: Vec<String> = items
-        .iter()
-        .map(|(u, op)| format!("{} protected resource `{u}`", op.verb()))
-        .collect();
+    let list: Vec<String> = items.iter().map(|(u, op)| format!("{} protected resource `{u}`", op.verb())).collect();
     s.push_str(&list.join(", "));
     s.push_str("; set `protect(false)` on it and deploy first, then make the change");
     s
@@ -225,11 +222,7 @@ fn diff_into(old: &Value, new: &Value, path: String, out: &mut Vec<PropertyDiff>
         if is_plain_object(old) && is_plain_object(new) {
             let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
             for k in keys {
-                let child = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
+                let child = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
                 match (a.get(k), b.get(k)) {
                     (Some(x), Some(y)) => diff_into(x, y, child, out),
                     (Some(x), None) => out.push(PropertyDiff {
@@ -254,11 +247,7 @@ fn leaf(path: String, old: Option<&Value>, new: &Value) -> PropertyDiff {
     PropertyDiff {
         path,
         old: old.map(value::redact),
-        new: if unknown {
-            None
-        } else {
-            Some(value::redact(new))
-        },
+        new: if unknown { None } else { Some(value::redact(new)) },
         unknown,
         forces_replacement: false,
     }
@@ -267,11 +256,7 @@ fn leaf(path: String, old: Option<&Value>, new: &Value) -> PropertyDiff {
 /// Plans `desired` against `prior`.
 pub fn plan(desired: &Desired, prior: &StackState) -> Result<Plan, PlanError> {
     let resources: Vec<&DesiredResource> = desired.resources.values().collect();
-    let index: HashMap<&Urn, usize> = resources
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (&r.urn, i))
-        .collect();
+    let index: HashMap<&Urn, usize> = resources.iter().enumerate().map(|(i, r)| (&r.urn, i)).collect();
     let order = topological_order(&resources, &index)?;
 
     // Which state record each desired resource takes over (its own, or an alias's).
@@ -348,9 +333,7 @@ pub fn plan(desired: &Desired, prior: &StackState) -> Result<Plan, PlanError> {
                 }
             }
         };
-        if matches!(op, Op::Replace | Op::ReplaceDeleteFirst)
-            && (r.protect || p.is_some_and(|p| p.protect))
-        {
+        if matches!(op, Op::Replace | Op::ReplaceDeleteFirst) && (r.protect || p.is_some_and(|p| p.protect)) {
             protected.push((r.urn.clone(), op));
         }
         ops[i] = op;
@@ -377,12 +360,8 @@ pub fn plan(desired: &Desired, prior: &StackState) -> Result<Plan, PlanError> {
 
     // Ordering among desired steps: after each dependency's step.
     for (i, r) in resources.iter().enumerate() {
-        let mut after: Vec<usize> = r
-            .dependencies
-            .iter()
-            .filter_map(|d| index.get(d))
-            .map(|&j| step_of_desired[j])
-            .collect();
+        let mut after: Vec<usize> =
+            r.dependencies.iter().filter_map(|d| index.get(d)).map(|&j| step_of_desired[j]).collect();
         after.sort_unstable();
         after.dedup();
         steps[step_of_desired[i]].after = after;
@@ -395,10 +374,8 @@ pub fn plan(desired: &Desired, prior: &StackState) -> Result<Plan, PlanError> {
             prior_dependents.entry(d).or_default().push(&p.urn);
         }
     }
-    let step_of_prior: HashMap<&Urn, usize> = claimed
-        .iter()
-        .map(|(prior_urn, desired_urn)| (*prior_urn, step_of_desired[index[desired_urn]]))
-        .collect();
+    let step_of_prior: HashMap<&Urn, usize> =
+        claimed.iter().map(|(prior_urn, desired_urn)| (*prior_urn, step_of_desired[index[desired_urn]])).collect();
 
     // Deletes: state records the program no longer claims.
     let mut delete_step: HashMap<&Urn, usize> = HashMap::new();
@@ -406,11 +383,7 @@ pub fn plan(desired: &Desired, prior: &StackState) -> Result<Plan, PlanError> {
         if claimed.contains_key(&p.urn) {
             continue;
         }
-        let op = if p.retain_on_delete {
-            Op::Forget
-        } else {
-            Op::Delete
-        };
+        let op = if p.retain_on_delete { Op::Forget } else { Op::Delete };
         if op == Op::Delete && p.protect {
             protected.push((p.urn.clone(), op));
         }
@@ -430,12 +403,7 @@ pub fn plan(desired: &Desired, prior: &StackState) -> Result<Plan, PlanError> {
             .get(urn)
             .into_iter()
             .flatten()
-            .filter_map(|dependent| {
-                delete_step
-                    .get(dependent)
-                    .or_else(|| step_of_prior.get(dependent))
-                    .copied()
-            })
+            .filter_map(|dependent| delete_step.get(dependent).or_else(|| step_of_prior.get(dependent)).copied())
             .collect();
         after.sort_unstable();
         after.dedup();
@@ -446,10 +414,7 @@ pub fn plan(desired: &Desired, prior: &StackState) -> Result<Plan, PlanError> {
     let mut desired_dependents: HashMap<&Urn, Vec<usize>> = HashMap::new();
     for (i, r) in resources.iter().enumerate() {
         for d in &r.dependencies {
-            desired_dependents
-                .entry(d)
-                .or_default()
-                .push(step_of_desired[i]);
+            desired_dependents.entry(d).or_default().push(step_of_desired[i]);
         }
     }
     let waits_for_dependents = |urn: &Urn, extra: Option<usize>| -> Vec<usize> {
@@ -526,20 +491,10 @@ pub fn plan(desired: &Desired, prior: &StackState) -> Result<Plan, PlanError> {
             prior.outputs.get(*name) != Some(&resolved)
         })
         .map(|(name, _)| name.clone())
-        .chain(
-            prior
-                .outputs
-                .keys()
-                .filter(|k| !desired.outputs.contains_key(*k))
-                .cloned(),
-        )
+        .chain(prior.outputs.keys().filter(|k| !desired.outputs.contains_key(*k)).cloned())
         .collect();
 
-    Ok(Plan {
-        stack: desired.stack.clone(),
-        steps,
-        changed_outputs,
-    })
+    Ok(Plan { stack: desired.stack.clone(), steps, changed_outputs })
 }
 
 fn replace_op(r: &DesiredResource) -> Op {
@@ -581,18 +536,13 @@ pub fn topological_order(
         return Ok(order);
     }
     // Walk dependencies among the unfinished nodes until one repeats: that is a cycle.
-    let start = (0..n)
-        .find(|&i| indegree[i] > 0)
-        .expect("some node is left");
+    let start = (0..n).find(|&i| indegree[i] > 0).expect("some node is left");
     let mut seen: BTreeMap<usize, usize> = BTreeMap::new();
     let mut path = Vec::new();
     let mut current = start;
     loop {
         if let Some(&pos) = seen.get(&current) {
-            let mut cycle: Vec<Urn> = path[pos..]
-                .iter()
-                .map(|&i: &usize| resources[i].urn.clone())
-                .collect();
+            let mut cycle: Vec<Urn> = path[pos..].iter().map(|&i: &usize| resources[i].urn.clone()).collect();
             cycle.push(resources[path[pos]].urn.clone());
             return Err(PlanError::Cycle(cycle));
         }

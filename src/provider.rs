@@ -44,9 +44,7 @@ pub struct ProviderError {
 
 impl ProviderError {
     pub fn new(message: impl fmt::Display) -> ProviderError {
-        ProviderError {
-            message: message.to_string(),
-        }
+        ProviderError { message: message.to_string() }
     }
 }
 
@@ -66,32 +64,16 @@ pub trait Provider: Send + Sync {
     async fn create(&self, ctx: Context<'_>, inputs: &Value) -> Result<Created, ProviderError>;
 
     /// Reads the resource back; `None` when it no longer exists.
-    async fn read(
-        &self,
-        ctx: Context<'_>,
-        id: &str,
-        inputs: &Value,
-    ) -> Result<Option<Observed>, ProviderError>;
+    async fn read(&self, ctx: Context<'_>, id: &str, inputs: &Value) -> Result<Option<Observed>, ProviderError>;
 
     /// Changes the resource in place; returns its new outputs.
-    async fn update(
-        &self,
-        ctx: Context<'_>,
-        id: &str,
-        old: &Value,
-        new: &Value,
-    ) -> Result<Value, ProviderError>;
+    async fn update(&self, ctx: Context<'_>, id: &str, old: &Value, new: &Value) -> Result<Value, ProviderError>;
 
     /// Deletes the resource; deleting one that is already gone succeeds.
-    async fn delete(&self, ctx: Context<'_>, id: &str, inputs: &Value)
-        -> Result<(), ProviderError>;
+    async fn delete(&self, ctx: Context<'_>, id: &str, inputs: &Value) -> Result<(), ProviderError>;
 
     /// Finds a resource created for `ctx.urn` whose creation may not have been recorded.
-    async fn find(
-        &self,
-        ctx: Context<'_>,
-        identity: &Value,
-    ) -> Result<Option<Observed>, ProviderError>;
+    async fn find(&self, ctx: Context<'_>, identity: &Value) -> Result<Option<Observed>, ProviderError>;
 }
 
 /// The providers a program can use, by type token.
@@ -113,8 +95,7 @@ impl Registry {
 
     /// Adds a provider (replacing one for the same type).
     pub fn with(mut self, provider: impl Provider + 'static) -> Registry {
-        self.providers
-            .insert(provider.type_token(), Arc::new(provider));
+        self.providers.insert(provider.type_token(), Arc::new(provider));
         self
     }
 

@@ -32,11 +32,7 @@ pub fn display_value(v: &Value) -> Value {
     }
     match v {
         Value::Array(items) => Value::Array(items.iter().map(display_value).collect()),
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, c)| (k.clone(), display_value(c)))
-                .collect(),
-        ),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, c)| (k.clone(), display_value(c))).collect()),
         other => other.clone(),
     }
 }
@@ -52,11 +48,8 @@ pub fn document(desired: &Desired) -> String {
             v
         })
         .collect();
-    let outputs: serde_json::Map<String, Value> = desired
-        .outputs
-        .iter()
-        .map(|(k, v)| (k.clone(), display_value(v)))
-        .collect();
+    let outputs: serde_json::Map<String, Value> =
+        desired.outputs.iter().map(|(k, v)| (k.clone(), display_value(v))).collect();
     let doc = json!({
         "stack": desired.stack,
         "resources": resources,
@@ -123,24 +116,17 @@ mod tests {
     #[test]
     fn canonical_sorts_keys_and_indents() {
         let mut out = String::new();
-        canonical(
-            &json!({"b": [1, {"d": 1, "c": 2}], "a": {}, "e": []}),
-            0,
-            &mut out,
+        canonical(&json!({"b": [1, {"d": 1, "c": 2}], "a": {}, "e": []}), 0, &mut out);
+        assert_eq!(
+            out,
+            "{\n  \"a\": {},\n  \"b\": [\n    1,\n    {\n      \"c\": 2,\n      \"d\": 1\n    }\n  ],\n  \"e\": []\n}"
         );
-        assert_eq!(out, "{\n  \"a\": {},\n  \"b\": [\n    1,\n    {\n      \"c\": 2,\n      \"d\": 1\n    }\n  ],\n  \"e\": []\n}");
     }
 
     #[test]
     fn secrets_and_unknowns_are_shown_safely() {
-        let r = value::OutputRef {
-            urn: crate::Urn::from("s/t:x/a"),
-            path: "id".into(),
-        };
+        let r = value::OutputRef { urn: crate::Urn::from("s/t:x/a"), path: "id".into() };
         let v = json!({"p": value::secret(json!("hunter2")), "o": r.to_value(), "c": value::concat(vec![json!("x-"), r.to_value()])});
-        assert_eq!(
-            display_value(&v),
-            json!({"p": "[secret]", "o": "${s/t:x/a#id}", "c": "x-${s/t:x/a#id}"})
-        );
+        assert_eq!(display_value(&v), json!({"p": "[secret]", "o": "${s/t:x/a#id}", "c": "x-${s/t:x/a#id}"}));
     }
 }

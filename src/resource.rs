@@ -50,13 +50,7 @@ impl Handle {
 
     /// A typed reference to the output property at `path`.
     pub fn output<T>(&self, path: &str) -> Output<T> {
-        Output {
-            reference: OutputRef {
-                urn: self.urn.clone(),
-                path: path.to_string(),
-            },
-            _type: PhantomData,
-        }
+        Output { reference: OutputRef { urn: self.urn.clone(), path: path.to_string() }, _type: PhantomData }
     }
 }
 
@@ -75,9 +69,7 @@ impl<R: Resource> std::ops::Deref for Declared<R> {
 
 impl<R: Resource> fmt::Debug for Declared<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Declared")
-            .field("urn", &self.handle.urn)
-            .finish_non_exhaustive()
+        f.debug_struct("Declared").field("urn", &self.handle.urn).finish_non_exhaustive()
     }
 }
 
@@ -108,10 +100,7 @@ impl<T> Output<T> {
 
 impl<T> Clone for Output<T> {
     fn clone(&self) -> Self {
-        Output {
-            reference: self.reference.clone(),
-            _type: PhantomData,
-        }
+        Output { reference: self.reference.clone(), _type: PhantomData }
     }
 }
 

@@ -28,10 +28,7 @@ pub enum SecretsError {
     #[error("the passphrase does not match the one this stack's secrets were encrypted with")]
     Wrong,
     #[error("cannot read the passphrase file {path}: {source}")]
-    File {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    File { path: PathBuf, source: std::io::Error },
     #[error("the passphrase file {0} is empty")]
     EmptyFile(PathBuf),
     #[error("a secret in state ({0}) cannot be decrypted: the state is damaged or was encrypted under another key")]
@@ -41,20 +38,15 @@ pub enum SecretsError {
 /// Where the passphrase comes from: the file if one is given, else `CAIRN_PASSPHRASE`.
 pub fn passphrase(file: Option<&Path>) -> Result<Option<Secret<String>>, SecretsError> {
     if let Some(path) = file {
-        let text = std::fs::read_to_string(path).map_err(|source| SecretsError::File {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| SecretsError::File { path: path.to_path_buf(), source })?;
         let text = text.trim_end_matches(['\n', '\r']).to_string();
         if text.is_empty() {
             return Err(SecretsError::EmptyFile(path.to_path_buf()));
         }
         return Ok(Some(Secret::new(text)));
     }
-    Ok(std::env::var("CAIRN_PASSPHRASE")
-        .ok()
-        .filter(|p| !p.is_empty())
-        .map(Secret::new))
+    Ok(std::env::var("CAIRN_PASSPHRASE").ok().filter(|p| !p.is_empty()).map(Secret::new))
 }
 
 /// The key of one stack, ready to encrypt and decrypt.
@@ -81,30 +73,15 @@ impl SecretBox {
     pub fn create(passphrase: &Secret<String>) -> (SecretBox, SecretsMeta) {
         let mut salt = [0u8; 16];
         getrandom::getrandom(&mut salt).expect("the operating system's random source failed");
-        let b = SecretBox {
-            cipher: derive(passphrase, &salt),
-        };
+        let b = SecretBox { cipher: derive(passphrase, &salt) };
         let check = b.seal(CHECK_PLAINTEXT);
-        (
-            b,
-            SecretsMeta {
-                salt: B64.encode(salt),
-                check,
-            },
-        )
+        (b, SecretsMeta { salt: B64.encode(salt), check })
     }
 
     /// Opens a stack's key, checking the passphrase against the stored check value.
-    pub fn open(
-        meta: &SecretsMeta,
-        passphrase: &Secret<String>,
-    ) -> Result<SecretBox, SecretsError> {
-        let salt = B64
-            .decode(&meta.salt)
-            .map_err(|_| SecretsError::Damaged("secrets.salt".into()))?;
-        let b = SecretBox {
-            cipher: derive(passphrase, &salt),
-        };
+    pub fn open(meta: &SecretsMeta, passphrase: &Secret<String>) -> Result<SecretBox, SecretsError> {
+        let salt = B64.decode(&meta.salt).map_err(|_| SecretsError::Damaged("secrets.salt".into()))?;
+        let b = SecretBox { cipher: derive(passphrase, &salt) };
         match b.unseal(&meta.check) {
             Some(p) if p == CHECK_PLAINTEXT => Ok(b),
             _ => Err(SecretsError::Wrong),
@@ -144,32 +121,21 @@ impl SecretBox {
     /// `{"$ciphertext": ...}` → `{"$secret": v}`, everywhere inside `v`.
     pub fn decrypt(&self, v: &Value, at: &str) -> Result<Value, SecretsError> {
         if let Some(sealed) = value::marker(v, CIPHERTEXT) {
-            let plain = sealed
-                .as_str()
-                .and_then(|s| self.unseal(s))
-                .ok_or_else(|| SecretsError::Damaged(at.to_string()))?;
-            let inner: Value = serde_json::from_slice(&plain)
-                .map_err(|_| SecretsError::Damaged(at.to_string()))?;
+            let plain =
+                sealed.as_str().and_then(|s| self.unseal(s)).ok_or_else(|| SecretsError::Damaged(at.to_string()))?;
+            let inner: Value = serde_json::from_slice(&plain).map_err(|_| SecretsError::Damaged(at.to_string()))?;
             return Ok(value::secret(inner));
         }
         try_map_children(v, |c| self.decrypt(c, at))
     }
 
     pub fn encrypt_resource(&self, r: &ResourceState) -> ResourceState {
-        ResourceState {
-            inputs: self.encrypt(&r.inputs),
-            outputs: self.encrypt(&r.outputs),
-            ..r.clone()
-        }
+        ResourceState { inputs: self.encrypt(&r.inputs), outputs: self.encrypt(&r.outputs), ..r.clone() }
     }
 
     /// Decrypts every secret of a state read from a backend.
     pub fn decrypt_state(&self, mut state: StackState) -> Result<StackState, SecretsError> {
-        for r in state
-            .resources
-            .values_mut()
-            .chain(state.retired.values_mut())
-        {
+        for r in state.resources.values_mut().chain(state.retired.values_mut()) {
             let at = r.urn.to_string();
             r.inputs = self.decrypt(&r.inputs, &at)?;
             r.outputs = self.decrypt(&r.outputs, &at)?;
@@ -202,11 +168,7 @@ fn map_children(v: &Value, f: impl Fn(&Value) -> Value) -> Value {
 fn try_map_children<E>(v: &Value, f: impl Fn(&Value) -> Result<Value, E>) -> Result<Value, E> {
     Ok(match v {
         Value::Array(items) => Value::Array(items.iter().map(f).collect::<Result<_, _>>()?),
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, c)| Ok((k.clone(), f(c)?)))
-                .collect::<Result<_, E>>()?,
-        ),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, c)| Ok((k.clone(), f(c)?))).collect::<Result<_, E>>()?),
         other => other.clone(),
     })
 }

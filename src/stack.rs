@@ -58,38 +58,13 @@ pub struct Desired {
 /// A mistake in the program, reported with where it was made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BuildError {
-    DuplicateUrn {
-        urn: Urn,
-        first: String,
-        second: String,
-    },
-    InvalidName {
-        message: String,
-        at: String,
-    },
-    Serialize {
-        urn: Urn,
-        message: String,
-        at: String,
-    },
-    UnknownDependency {
-        urn: Urn,
-        dependency: Urn,
-        at: String,
-    },
-    Template {
-        file: String,
-        message: String,
-        at: String,
-    },
-    DuplicateFile {
-        file: String,
-        at: String,
-    },
-    DuplicateOutput {
-        name: String,
-        at: String,
-    },
+    DuplicateUrn { urn: Urn, first: String, second: String },
+    InvalidName { message: String, at: String },
+    Serialize { urn: Urn, message: String, at: String },
+    UnknownDependency { urn: Urn, dependency: Urn, at: String },
+    Template { file: String, message: String, at: String },
+    DuplicateFile { file: String, at: String },
+    DuplicateOutput { name: String, at: String },
 }
 
 impl fmt::Display for BuildError {
@@ -103,10 +78,9 @@ impl fmt::Display for BuildError {
             BuildError::Serialize { urn, message, at } => {
                 write!(f, "{at}: inputs of `{urn}` cannot be serialized: {message}")
             }
-            BuildError::UnknownDependency { urn, dependency, at } => write!(
-                f,
-                "{at}: `{urn}` depends on `{dependency}`, which this program does not declare"
-            ),
+            BuildError::UnknownDependency { urn, dependency, at } => {
+                write!(f, "{at}: `{urn}` depends on `{dependency}`, which this program does not declare")
+            }
             BuildError::Template { file, message, at } => {
                 write!(f, "{at}: template `{file}` failed to render: {message}")
             }
@@ -127,11 +101,7 @@ pub struct BuildErrors(pub Vec<BuildError>);
 impl fmt::Display for BuildErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0.len();
-        writeln!(
-            f,
-            "the stack program has {n} error{}:",
-            if n == 1 { "" } else { "s" }
-        )?;
+        writeln!(f, "the stack program has {n} error{}:", if n == 1 { "" } else { "s" })?;
         for e in &self.0 {
             writeln!(f, "  - {e}")?;
         }
@@ -166,10 +136,7 @@ impl Stack {
         Stack {
             project: project.to_string(),
             env: env.to_string(),
-            desired: Desired {
-                stack: name.clone(),
-                ..Desired::default()
-            },
+            desired: Desired { stack: name.clone(), ..Desired::default() },
             name,
             scope: Vec::new(),
             declared_at: HashMap::new(),
@@ -199,43 +166,24 @@ impl Stack {
 
     /// Declares a resource with options.
     #[track_caller]
-    pub fn add_with<R: Resource>(
-        &mut self,
-        name: &str,
-        resource: R,
-        options: Options,
-    ) -> Declared<R> {
+    pub fn add_with<R: Resource>(&mut self, name: &str, resource: R, options: Options) -> Declared<R> {
         let at = Location::caller();
         let urn = Urn::new(&self.name, &self.scope, R::TYPE, name);
         let handle = Handle::new(urn.clone());
-        let declared = Declared {
-            outputs: R::outputs(&handle),
-            handle,
-        };
+        let declared = Declared { outputs: R::outputs(&handle), handle };
         if let Err(message) = validate_name("resource", name) {
-            self.errors.push(BuildError::InvalidName {
-                message,
-                at: here(at),
-            });
+            self.errors.push(BuildError::InvalidName { message, at: here(at) });
             return declared;
         }
         if let Some(first) = self.declared_at.get(&urn) {
-            self.errors.push(BuildError::DuplicateUrn {
-                urn,
-                first: here(first),
-                second: here(at),
-            });
+            self.errors.push(BuildError::DuplicateUrn { urn, first: here(first), second: here(at) });
             return declared;
         }
         self.declared_at.insert(urn.clone(), at);
         let inputs = match serde_json::to_value(&resource) {
             Ok(v) => v,
             Err(e) => {
-                self.errors.push(BuildError::Serialize {
-                    urn,
-                    message: e.to_string(),
-                    at: here(at),
-                });
+                self.errors.push(BuildError::Serialize { urn, message: e.to_string(), at: here(at) });
                 return declared;
             }
         };
@@ -273,10 +221,7 @@ impl Stack {
     #[track_caller]
     pub fn component<T>(&mut self, name: &str, build: impl FnOnce(&mut Stack) -> T) -> T {
         if let Err(message) = validate_name("component", name) {
-            self.errors.push(BuildError::InvalidName {
-                message,
-                at: here(Location::caller()),
-            });
+            self.errors.push(BuildError::InvalidName { message, at: here(Location::caller()) });
         }
         self.scope.push(name.to_string());
         let result = build(self);
@@ -290,10 +235,7 @@ impl Stack {
     pub fn export(&mut self, name: &str, value: impl Serialize) {
         let at = Location::caller();
         if self.desired.outputs.contains_key(name) {
-            self.errors.push(BuildError::DuplicateOutput {
-                name: name.to_string(),
-                at: here(at),
-            });
+            self.errors.push(BuildError::DuplicateOutput { name: name.to_string(), at: here(at) });
             return;
         }
         match serde_json::to_value(value) {
@@ -312,40 +254,22 @@ impl Stack {
     /// (and show as `${urn#path}` in the rendered file); secrets make the result secret (and
     /// show as `[secret]`).
     #[track_caller]
-    pub fn template(
-        &mut self,
-        file: &str,
-        template: &str,
-        context: &impl Serialize,
-    ) -> Input<String> {
+    pub fn template(&mut self, file: &str, template: &str, context: &impl Serialize) -> Input<String> {
         let at = Location::caller();
-        let fail = |message: String| BuildError::Template {
-            file: file.to_string(),
-            message,
-            at: here(at),
-        };
-        if file.is_empty()
-            || file.starts_with('/')
-            || file.split('/').any(|p| p == ".." || p.is_empty())
-        {
-            self.errors.push(fail(
-                "file name must be a relative path without `..`".into(),
-            ));
+        let fail = |message: String| BuildError::Template { file: file.to_string(), message, at: here(at) };
+        if file.is_empty() || file.starts_with('/') || file.split('/').any(|p| p == ".." || p.is_empty()) {
+            self.errors.push(fail("file name must be a relative path without `..`".into()));
             return Input::Value(String::new());
         }
         if let Some(first) = self.files_at.get(file) {
             let _ = first;
-            self.errors.push(BuildError::DuplicateFile {
-                file: file.to_string(),
-                at: here(at),
-            });
+            self.errors.push(BuildError::DuplicateFile { file: file.to_string(), at: here(at) });
             return Input::Value(String::new());
         }
         let ctx = match serde_json::to_value(context) {
             Ok(v) => v,
             Err(e) => {
-                self.errors
-                    .push(fail(format!("context cannot be serialized: {e}")));
+                self.errors.push(fail(format!("context cannot be serialized: {e}")));
                 return Input::Value(String::new());
             }
         };
@@ -354,8 +278,7 @@ impl Stack {
         let ctx = match tera::Context::from_value(ctx) {
             Ok(c) => c,
             Err(e) => {
-                self.errors
-                    .push(fail(format!("context must be a map: {e}")));
+                self.errors.push(fail(format!("context must be a map: {e}")));
                 return Input::Value(String::new());
             }
         };
@@ -378,16 +301,8 @@ impl Stack {
         for r in self.desired.resources.values() {
             for dep in &r.dependencies {
                 if !self.desired.resources.contains_key(dep) {
-                    let at = self
-                        .declared_at
-                        .get(&r.urn)
-                        .map(|l| here(l))
-                        .unwrap_or_default();
-                    errors.push(BuildError::UnknownDependency {
-                        urn: r.urn.clone(),
-                        dependency: dep.clone(),
-                        at,
-                    });
+                    let at = self.declared_at.get(&r.urn).map(|l| here(l)).unwrap_or_default();
+                    errors.push(BuildError::UnknownDependency { urn: r.urn.clone(), dependency: dep.clone(), at });
                 }
             }
         }
@@ -459,11 +374,7 @@ fn tokenize(v: &Value, holes: &mut Vec<Hole>) -> Value {
     }
     match v {
         Value::Array(items) => Value::Array(items.iter().map(|i| tokenize(i, holes)).collect()),
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, i)| (k.clone(), tokenize(i, holes)))
-                .collect(),
-        ),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, i)| (k.clone(), tokenize(i, holes))).collect()),
         other => other.clone(),
     }
 }

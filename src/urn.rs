@@ -13,11 +13,7 @@ pub struct Urn(String);
 impl Urn {
     pub fn new(stack: &str, components: &[String], type_token: &str, name: &str) -> Urn {
         let mut s = String::with_capacity(
-            stack.len()
-                + type_token.len()
-                + name.len()
-                + 2
-                + components.iter().map(|c| c.len() + 1).sum::<usize>(),
+            stack.len() + type_token.len() + name.len() + 2 + components.iter().map(|c| c.len() + 1).sum::<usize>(),
         );
         s.push_str(stack);
         for c in components {
@@ -82,18 +78,10 @@ pub fn validate_name(kind: &str, name: &str) -> Result<(), String> {
         return Err(format!("{kind} name is empty"));
     }
     if name.len() > 128 {
-        return Err(format!(
-            "{kind} name `{name}` is longer than 128 characters"
-        ));
+        return Err(format!("{kind} name `{name}` is longer than 128 characters"));
     }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || "-_.:".contains(*c)))
-    {
-        return Err(format!(
-            "{kind} name `{name}` contains `{}`; use letters, digits and `-_.:`",
-            c.escape_default()
-        ));
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || "-_.:".contains(*c))) {
+        return Err(format!("{kind} name `{name}` contains `{}`; use letters, digits and `-_.:`", c.escape_default()));
     }
     Ok(())
 }
@@ -104,12 +92,7 @@ mod tests {
 
     #[test]
     fn urn_parts() {
-        let urn = Urn::new(
-            "hello-dev",
-            &["site".into(), "web".into()],
-            "local:File",
-            "index",
-        );
+        let urn = Urn::new("hello-dev", &["site".into(), "web".into()], "local:File", "index");
         assert_eq!(urn.as_str(), "hello-dev/site/web/local:File/index");
         assert_eq!(urn.name(), "index");
         assert_eq!(urn.type_token(), "local:File");
@@ -122,8 +105,6 @@ mod tests {
     fn names_are_checked() {
         assert!(validate_name("resource", "web-1.a_b").is_ok());
         assert!(validate_name("resource", "").is_err());
-        assert!(validate_name("resource", "a/b")
-            .unwrap_err()
-            .contains("`/`"));
+        assert!(validate_name("resource", "a/b").unwrap_err().contains("`/`"));
     }
 }

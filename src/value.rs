@@ -72,10 +72,7 @@ pub fn as_output_ref(value: &Value) -> Option<OutputRef> {
     let inner = marker(value, OUTPUT)?;
     let urn = inner.get("urn")?.as_str()?;
     let path = inner.get("path")?.as_str()?;
-    Some(OutputRef {
-        urn: Urn::from(urn),
-        path: path.to_string(),
-    })
+    Some(OutputRef { urn: Urn::from(urn), path: path.to_string() })
 }
 
 /// Wraps a value as secret (idempotent).
@@ -137,11 +134,7 @@ pub fn resolve(value: &Value, lookup: &dyn Fn(&OutputRef) -> Option<Value>) -> V
     }
     match value {
         Value::Array(items) => Value::Array(items.iter().map(|v| resolve(v, lookup)).collect()),
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| (k.clone(), resolve(v, lookup)))
-                .collect(),
-        ),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), resolve(v, lookup))).collect()),
         other => other.clone(),
     }
 }
@@ -179,9 +172,7 @@ pub fn redact(value: &Value) -> Value {
     }
     match value {
         Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
-        Value::Object(map) => {
-            Value::Object(map.iter().map(|(k, v)| (k.clone(), redact(v))).collect())
-        }
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), redact(v))).collect()),
         other => other.clone(),
     }
 }
@@ -193,9 +184,7 @@ pub fn reveal(value: &Value) -> Value {
     }
     match value {
         Value::Array(items) => Value::Array(items.iter().map(reveal).collect()),
-        Value::Object(map) => {
-            Value::Object(map.iter().map(|(k, v)| (k.clone(), reveal(v))).collect())
-        }
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), reveal(v))).collect()),
         other => other.clone(),
     }
 }
@@ -271,27 +260,18 @@ mod tests {
     use serde_json::json;
 
     fn out(urn: &str, path: &str) -> Value {
-        OutputRef {
-            urn: Urn::from(urn),
-            path: path.into(),
-        }
-        .to_value()
+        OutputRef { urn: Urn::from(urn), path: path.into() }.to_value()
     }
 
     #[test]
     fn resolve_replaces_known_refs_and_keeps_unknown_ones() {
         let v = json!({"a": out("s/t:x/one", "id"), "b": [out("s/t:x/two", "id")]});
-        let resolved = resolve(&v, &|r| {
-            (r.urn.as_str() == "s/t:x/one").then(|| json!("i-1"))
-        });
+        let resolved = resolve(&v, &|r| (r.urn.as_str() == "s/t:x/one").then(|| json!("i-1")));
         assert_eq!(resolved["a"], json!("i-1"));
         assert!(has_unknowns(&resolved));
         let mut urns = BTreeSet::new();
         referenced_urns(&resolved, &mut urns);
-        assert_eq!(
-            urns.into_iter().map(|u| u.to_string()).collect::<Vec<_>>(),
-            ["s/t:x/two"]
-        );
+        assert_eq!(urns.into_iter().map(|u| u.to_string()).collect::<Vec<_>>(), ["s/t:x/two"]);
     }
 
     #[test]

@@ -83,22 +83,13 @@ impl<C: DeserializeOwned> Program<C> {
                 .into_iter()
                 .flatten()
                 .flatten()
-                .filter_map(|e| {
-                    e.file_name()
-                        .to_str()
-                        .and_then(|n| n.strip_suffix(".toml"))
-                        .map(str::to_string)
-                })
+                .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".toml")).map(str::to_string))
                 .collect();
             envs.sort();
             bail!(
                 "no config for environment `{env}`: {} does not exist (environments here: {})",
                 path.display(),
-                if envs.is_empty() {
-                    "none".into()
-                } else {
-                    envs.join(", ")
-                }
+                if envs.is_empty() { "none".into() } else { envs.join(", ") }
             );
         }
         let config: C = crate::config::load(&path)?;
@@ -159,8 +150,7 @@ fn parse_parallel(s: &str) -> Result<usize, String> {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s)
-        .map_err(|e| format!("`{s}` is not a duration like `30s` or `5m`: {e}"))
+    humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration like `30s` or `5m`: {e}"))
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -310,10 +300,7 @@ impl std::error::Error for Exit {}
 pub fn main<C: DeserializeOwned>(program: Program<C>) -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -348,9 +335,7 @@ fn color_allowed() -> bool {
 }
 
 fn style() -> Style {
-    Style {
-        color: std::io::stdout().is_terminal() && color_allowed(),
-    }
+    Style { color: std::io::stdout().is_terminal() && color_allowed() }
 }
 
 fn backend(common: &Common, stack: &str) -> anyhow::Result<Box<dyn StateBackend>> {
@@ -400,17 +385,14 @@ async fn secret_box(
     session: Option<&dyn StateSession>,
 ) -> anyhow::Result<Option<Arc<SecretBox>>> {
     let desired_secrets = desired.is_some_and(|d| {
-        d.resources
-            .values()
-            .any(|r| crate::value::has_secrets(&r.inputs))
+        d.resources.values().any(|r| crate::value::has_secrets(&r.inputs))
             || d.outputs.values().any(crate::value::has_secrets)
     });
     let state_secrets = secrets::state_has_ciphertext(state);
     if !desired_secrets && !state_secrets {
         return Ok(None);
     }
-    let pass = secrets::passphrase(common.passphrase_file.as_deref())?
-        .ok_or(secrets::SecretsError::Missing)?;
+    let pass = secrets::passphrase(common.passphrase_file.as_deref())?.ok_or(secrets::SecretsError::Missing)?;
     match &state.secrets {
         Some(meta) => Ok(Some(Arc::new(SecretBox::open(meta, &pass)?))),
         None => {
@@ -499,11 +481,7 @@ async fn run<C: DeserializeOwned>(program: &Program<C>, command: Command) -> any
             );
             Ok(0)
         }
-        Command::Preview {
-            common,
-            format,
-            detailed_exitcode,
-        } => {
+        Command::Preview { common, format, detailed_exitcode } => {
             let desired = program.desired(&common.env, common.config_dir.as_deref())?;
             let backend = backend(&common, &desired.stack)?;
             let state = backend.read().await?;
@@ -522,11 +500,7 @@ async fn run<C: DeserializeOwned>(program: &Program<C>, command: Command) -> any
                 PlanFormat::Markdown => print!("{}", show::markdown(&plan)),
                 PlanFormat::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
             }
-            Ok(if detailed_exitcode && plan.has_changes() {
-                2
-            } else {
-                0
-            })
+            Ok(if detailed_exitcode && plan.has_changes() { 2 } else { 0 })
         }
         Command::Deploy { common, run } => {
             let desired = program.desired(&common.env, common.config_dir.as_deref())?;
@@ -534,32 +508,17 @@ async fn run<C: DeserializeOwned>(program: &Program<C>, command: Command) -> any
         }
         Command::Destroy { common, run } => {
             let stack = stack_name(program, &common.env)?;
-            let desired = Desired {
-                stack,
-                ..Desired::default()
-            };
+            let desired = Desired { stack, ..Desired::default() };
             deploy(program, &common, &run, desired, "destroy").await
         }
-        Command::Refresh {
-            common,
-            run,
-            dry_run,
-        } => refresh(program, &common, &run, dry_run).await,
-        Command::Outputs {
-            common,
-            json,
-            show_secrets,
-        } => {
+        Command::Refresh { common, run, dry_run } => refresh(program, &common, &run, dry_run).await,
+        Command::Outputs { common, json, show_secrets } => {
             let stack = stack_name(program, &common.env)?;
             let backend = backend(&common, &stack)?;
             let state = backend.read().await?;
             let outputs = if show_secrets {
                 let b = secret_box(&common, &state, None, None).await?;
-                decrypt(state, &b)?
-                    .outputs
-                    .into_iter()
-                    .map(|(k, v)| (k, crate::value::reveal(&v)))
-                    .collect()
+                decrypt(state, &b)?.outputs.into_iter().map(|(k, v)| (k, crate::value::reveal(&v))).collect()
             } else {
                 state
                     .outputs
@@ -639,10 +598,7 @@ async fn deploy_locked<C: DeserializeOwned>(
             state.pending.len(),
             if state.pending.len() == 1 { "" } else { "s" }
         );
-        engine
-            .recover(session, &state, Some(desired))
-            .await
-            .map_err(|e| anyhow!(e))?;
+        engine.recover(session, &state, Some(desired)).await.map_err(|e| anyhow!(e))?;
         state = decrypt(session.load().await?, &b)?;
     }
     let plan = crate::plan::plan(desired, &state)?;
@@ -692,10 +648,7 @@ async fn refresh<C: DeserializeOwned>(
         let raw = backend.read().await?;
         let b = secret_box(common, &raw, None, None).await?;
         let state = decrypt(raw, &b)?;
-        let drifts = engine_for(b)
-            .refresh(&state)
-            .await
-            .map_err(|e| anyhow!(e))?;
+        let drifts = engine_for(b).refresh(&state).await.map_err(|e| anyhow!(e))?;
         print!("{}", show::drift(&drifts, style()));
         return Ok(if drifts.is_empty() { 0 } else { 2 });
     }
@@ -714,13 +667,8 @@ async fn refresh<C: DeserializeOwned>(
             println!("cancelled: state was not changed");
             return Ok(1);
         }
-        engine
-            .write_refresh(session.as_ref(), &drifts)
-            .await
-            .map_err(|e| anyhow!(e))?;
-        println!(
-            "state updated; run `deploy` to bring the resources back to what the program declares"
-        );
+        engine.write_refresh(session.as_ref(), &drifts).await.map_err(|e| anyhow!(e))?;
+        println!("state updated; run `deploy` to bring the resources back to what the program declares");
         Ok(0)
     }
     .await;
@@ -730,10 +678,7 @@ async fn refresh<C: DeserializeOwned>(
     Ok(code)
 }
 
-async fn state_command<C: DeserializeOwned>(
-    program: &Program<C>,
-    command: StateCommand,
-) -> anyhow::Result<u8> {
+async fn state_command<C: DeserializeOwned>(program: &Program<C>, command: StateCommand) -> anyhow::Result<u8> {
     match command {
         StateCommand::List { common } => {
             let stack = stack_name(program, &common.env)?;
@@ -742,16 +687,10 @@ async fn state_command<C: DeserializeOwned>(
                 println!("{}  {}  {}", r.urn, r.type_token, r.id);
             }
             for r in state.retired.values() {
-                println!(
-                    "{}  {}  {}  (replaced, to delete)",
-                    r.urn, r.type_token, r.id
-                );
+                println!("{}  {}  {}  (replaced, to delete)", r.urn, r.type_token, r.id);
             }
             for p in state.pending.values() {
-                println!(
-                    "{}  {}  (pending {:?} since {})",
-                    p.urn, p.type_token, p.kind, p.started
-                );
+                println!("{}  {}  (pending {:?} since {})", p.urn, p.type_token, p.kind, p.started);
             }
             Ok(0)
         }
@@ -770,48 +709,27 @@ async fn state_command<C: DeserializeOwned>(
             println!("{out}");
             Ok(0)
         }
-        StateCommand::Rm {
-            common,
-            urn,
-            yes,
-            lock: lock_args,
-        } => {
+        StateCommand::Rm { common, urn, yes, lock: lock_args } => {
             let stack = stack_name(program, &common.env)?;
             let backend = backend(&common, &stack)?;
             let mut session = lock(backend.as_ref(), "state rm", lock_args.lock_timeout).await?;
             let result: anyhow::Result<u8> = async {
                 let state = session.load().await?;
                 let urn = crate::Urn::from(urn.as_str());
-                let r = state
-                    .resources
-                    .get(&urn)
-                    .ok_or_else(|| anyhow!("`{urn}` is not in the state of {stack}"))?;
-                let dependents: Vec<&crate::Urn> = state
-                    .resources
-                    .values()
-                    .filter(|o| o.dependencies.contains(&urn))
-                    .map(|o| &o.urn)
-                    .collect();
+                let r = state.resources.get(&urn).ok_or_else(|| anyhow!("`{urn}` is not in the state of {stack}"))?;
+                let dependents: Vec<&crate::Urn> =
+                    state.resources.values().filter(|o| o.dependencies.contains(&urn)).map(|o| &o.urn).collect();
                 if !dependents.is_empty() {
                     eprintln!(
                         "warning: these resources depend on it: {}",
-                        dependents
-                            .iter()
-                            .map(|u| u.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        dependents.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(", ")
                     );
                 }
-                if !confirm(
-                    &format!("forget `{urn}` (id {}) without deleting it", r.id),
-                    yes,
-                )? {
+                if !confirm(&format!("forget `{urn}` (id {}) without deleting it", r.id), yes)? {
                     println!("cancelled: state was not changed");
                     return Ok(1);
                 }
-                session
-                    .write(vec![Change::RemoveResource(urn.clone())])
-                    .await?;
+                session.write(vec![Change::RemoveResource(urn.clone())]).await?;
                 println!("removed `{urn}` from state; the real resource was left in place");
                 Ok(0)
             }
@@ -827,21 +745,16 @@ async fn state_command<C: DeserializeOwned>(
             let mut text = serde_json::to_string_pretty(&state)?;
             text.push('\n');
             match out {
-                Some(path) => std::fs::write(&path, text)
-                    .with_context(|| format!("cannot write {}", path.display()))?,
+                Some(path) => {
+                    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?
+                }
                 None => print!("{text}"),
             }
             Ok(0)
         }
-        StateCommand::Import {
-            common,
-            file,
-            yes,
-            lock: lock_args,
-        } => {
+        StateCommand::Import { common, file, yes, lock: lock_args } => {
             let stack = stack_name(program, &common.env)?;
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
+            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let imported: StackState = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not an exported cairn state", file.display()))?;
             if imported.version > crate::state::SCHEMA_VERSION {
@@ -853,15 +766,10 @@ async fn state_command<C: DeserializeOwned>(
                 );
             }
             if imported.stack != stack {
-                bail!(
-                    "{} is the state of stack `{}`, not `{stack}`",
-                    file.display(),
-                    imported.stack
-                );
+                bail!("{} is the state of stack `{}`, not `{stack}`", file.display(), imported.stack);
             }
             let backend = backend(&common, &stack)?;
-            let mut session =
-                lock(backend.as_ref(), "state import", lock_args.lock_timeout).await?;
+            let mut session = lock(backend.as_ref(), "state import", lock_args.lock_timeout).await?;
             let result: anyhow::Result<u8> = async {
                 let current = session.load().await?;
                 if !confirm(

@@ -21,11 +21,7 @@ pub(super) struct Progress {
 impl Progress {
     pub(super) fn new() -> Progress {
         let tty = std::io::stderr().is_terminal();
-        let target = if tty {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        };
+        let target = if tty { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
         Progress {
             tty,
             multi: MultiProgress::with_draw_target(target),
@@ -39,10 +35,7 @@ impl Progress {
             return;
         }
         let bar = self.multi.add(ProgressBar::new(steps as u64));
-        bar.set_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {elapsed}")
-                .expect("valid template"),
-        );
+        bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {elapsed}").expect("valid template"));
         *self.total.lock().expect("lock poisoned") = Some(bar);
     }
 
@@ -68,10 +61,7 @@ impl Progress {
             Event::Started { urn, op } => {
                 if self.tty {
                     let bar = self.multi.add(ProgressBar::new_spinner());
-                    bar.set_style(
-                        ProgressStyle::with_template("  {spinner} {msg} {elapsed}")
-                            .expect("valid template"),
-                    );
+                    bar.set_style(ProgressStyle::with_template("  {spinner} {msg} {elapsed}").expect("valid template"));
                     bar.set_message(format!("{} {urn}", op.verb()));
                     bar.enable_steady_tick(Duration::from_millis(120));
                     self.running.lock().expect("lock poisoned").insert(urn, bar);
@@ -87,11 +77,7 @@ impl Progress {
                 if let Some(total) = &*self.total.lock().expect("lock poisoned") {
                     total.inc(1);
                 }
-                self.line(format!(
-                    "{} {urn} done ({:.1}s)",
-                    op.verb(),
-                    elapsed.as_secs_f64()
-                ));
+                self.line(format!("{} {urn} done ({:.1}s)", op.verb(), elapsed.as_secs_f64()));
             }
             Event::Failed { urn, op, error } => {
                 if let Some(bar) = self.running.lock().expect("lock poisoned").remove(&urn) {
@@ -100,9 +86,7 @@ impl Progress {
                 }
                 self.line(format!("{} {urn} FAILED: {error}", op.verb()));
             }
-            Event::Skipped { urn, op, because } => {
-                self.line(format!("{} {urn} skipped: {because} failed", op.verb()))
-            }
+            Event::Skipped { urn, op, because } => self.line(format!("{} {urn} skipped: {because} failed", op.verb())),
             Event::Recovered { urn, what } => self.line(format!("reconciled {urn}: {what}")),
         }
     }

@@ -70,44 +70,23 @@ pub fn counts(plan: &Plan) -> String {
     let retired = plan
         .steps
         .iter()
-        .filter(|s| {
-            s.op == Op::DeleteReplaced
-                && !plan
-                    .steps
-                    .iter()
-                    .any(|o| o.urn == s.urn && o.op == Op::Replace)
-        })
+        .filter(|s| s.op == Op::DeleteReplaced && !plan.steps.iter().any(|o| o.urn == s.urn && o.op == Op::Replace))
         .count();
     if retired > 0 {
         parts.push(format!("{retired} replaced earlier to delete"));
     }
-    let state_only = plan
-        .steps
-        .iter()
-        .filter(|s| s.op == Op::Same && s.state_only)
-        .count();
+    let state_only = plan.steps.iter().filter(|s| s.op == Op::Same && s.state_only).count();
     if state_only > 0 {
-        parts.push(format!(
-            "{state_only} state-only change{}",
-            if state_only == 1 { "" } else { "s" }
-        ));
+        parts.push(format!("{state_only} state-only change{}", if state_only == 1 { "" } else { "s" }));
     }
     if !plan.changed_outputs.is_empty() {
         parts.push(format!(
             "{} output{} to change",
             plan.changed_outputs.len(),
-            if plan.changed_outputs.len() == 1 {
-                ""
-            } else {
-                "s"
-            }
+            if plan.changed_outputs.len() == 1 { "" } else { "s" }
         ));
     }
-    let same = plan
-        .steps
-        .iter()
-        .filter(|s| s.op == Op::Same && !s.state_only)
-        .count();
+    let same = plan.steps.iter().filter(|s| s.op == Op::Same && !s.state_only).count();
     if parts.is_empty() {
         return format!("no changes ({same} unchanged)");
     }
@@ -124,11 +103,7 @@ fn short(v: &Option<Value>) -> String {
         Some(v) => {
             let s = v.to_string();
             if s.len() > 100 {
-                format!(
-                    "{}… ({} bytes)",
-                    &s[..s.char_indices().nth(80).map(|(i, _)| i).unwrap_or(s.len())],
-                    s.len()
-                )
+                format!("{}… ({} bytes)", &s[..s.char_indices().nth(80).map(|(i, _)| i).unwrap_or(s.len())], s.len())
             } else {
                 s
             }
@@ -137,11 +112,7 @@ fn short(v: &Option<Value>) -> String {
 }
 
 fn diff_line(d: &PropertyDiff) -> String {
-    let new = if d.unknown {
-        "(known after apply)".to_string()
-    } else {
-        short(&d.new)
-    };
+    let new = if d.unknown { "(known after apply)".to_string() } else { short(&d.new) };
     let mut s = match (&d.old, &d.new, d.unknown) {
         (None, _, _) => format!("+ {}: {new}", d.path),
         (Some(_), None, false) => format!("- {}: {}", d.path, short(&d.old)),
@@ -161,12 +132,7 @@ fn step_note(step: &Step) -> String {
     if step.op == Op::Same && step.state_only && step.renamed_from.is_none() {
         notes.push("options or dependencies changed; state only".into());
     }
-    let forced: Vec<&str> = step
-        .diffs
-        .iter()
-        .filter(|d| d.forces_replacement)
-        .map(|d| d.path.as_str())
-        .collect();
+    let forced: Vec<&str> = step.diffs.iter().filter(|d| d.forces_replacement).map(|d| d.path.as_str()).collect();
     if !forced.is_empty() {
         notes.push(format!("{} forces replacement", forced.join(", ")));
     }
@@ -180,12 +146,7 @@ fn step_note(step: &Step) -> String {
 /// The plan as a tree by component, for people.
 pub fn text(plan: &Plan, style: Style) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{} {}",
-        style.bold("Plan for"),
-        style.bold(&plan.stack)
-    );
+    let _ = writeln!(out, "{} {}", style.bold("Plan for"), style.bold(&plan.stack));
     // Group by component path, keeping a stable order.
     let mut groups: BTreeMap<Vec<String>, Vec<&Step>> = BTreeMap::new();
     for s in plan.steps.iter().filter(|s| s.is_change()) {
@@ -196,11 +157,7 @@ pub fn text(plan: &Plan, style: Style) -> String {
     for (comps, mut steps) in groups {
         steps.sort_by(|a, b| (&a.urn, a.op).cmp(&(&b.urn, b.op)));
         // Print the component headers that differ from the previous group.
-        let common = printed
-            .iter()
-            .zip(&comps)
-            .take_while(|(a, b)| a == b)
-            .count();
+        let common = printed.iter().zip(&comps).take_while(|(a, b)| a == b).count();
         for (depth, c) in comps.iter().enumerate().skip(common) {
             let _ = writeln!(out, "{}{}/", "  ".repeat(depth + 1), style.bold(c));
         }
@@ -223,15 +180,7 @@ pub fn text(plan: &Plan, style: Style) -> String {
         }
     }
     if !plan.changed_outputs.is_empty() {
-        let _ = writeln!(
-            out,
-            "  outputs: {}",
-            plan.changed_outputs
-                .iter()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        let _ = writeln!(out, "  outputs: {}", plan.changed_outputs.iter().cloned().collect::<Vec<_>>().join(", "));
     }
     let _ = writeln!(out, "\n{}", counts(plan));
     out
@@ -248,12 +197,7 @@ pub fn markdown(plan: &Plan) -> String {
     }
     out.push_str("| | Resource | Type | Change |\n|---|---|---|---|\n");
     for s in &changes {
-        let name = s
-            .urn
-            .as_str()
-            .strip_prefix(&plan.stack)
-            .and_then(|r| r.strip_prefix('/'))
-            .unwrap_or(s.urn.as_str());
+        let name = s.urn.as_str().strip_prefix(&plan.stack).and_then(|r| r.strip_prefix('/')).unwrap_or(s.urn.as_str());
         let _ = writeln!(
             out,
             "| `{}` | `{}` | `{}` | {}{} |",
@@ -303,22 +247,10 @@ pub fn drift(drifts: &[Drift], style: Style) -> String {
                 );
             }
             Some(diffs) if diffs.is_empty() => {
-                let _ = writeln!(
-                    out,
-                    "{} {}  {}",
-                    style.yellow(" ~"),
-                    d.urn,
-                    style.dim("outputs changed")
-                );
+                let _ = writeln!(out, "{} {}  {}", style.yellow(" ~"), d.urn, style.dim("outputs changed"));
             }
             Some(diffs) => {
-                let _ = writeln!(
-                    out,
-                    "{} {}  {}",
-                    style.yellow(" ~"),
-                    d.urn,
-                    style.yellow("changed outside cairn")
-                );
+                let _ = writeln!(out, "{} {}  {}", style.yellow(" ~"), d.urn, style.yellow("changed outside cairn"));
                 for p in diffs {
                     // Old is what state says, new is what is really there.
                     let _ = writeln!(out, "      {}", style.yellow(&diff_line(p)));
@@ -326,12 +258,7 @@ pub fn drift(drifts: &[Drift], style: Style) -> String {
             }
         }
     }
-    let _ = writeln!(
-        out,
-        "\n{} resource{} drifted",
-        drifts.len(),
-        if drifts.len() == 1 { "" } else { "s" }
-    );
+    let _ = writeln!(out, "\n{} resource{} drifted", drifts.len(), if drifts.len() == 1 { "" } else { "s" });
     out
 }
 
@@ -340,69 +267,30 @@ pub fn outcome(o: &Outcome, style: Style) -> String {
     let mut out = String::new();
     let changed = o.done.iter().filter(|(_, op)| *op != Op::Same).count();
     if o.succeeded() {
-        let _ = writeln!(
-            out,
-            "{} {changed} change{} applied",
-            style.green("done:"),
-            if changed == 1 { "" } else { "s" }
-        );
+        let _ =
+            writeln!(out, "{} {changed} change{} applied", style.green("done:"), if changed == 1 { "" } else { "s" });
         return out;
     }
-    let _ = writeln!(
-        out,
-        "{} {changed} change{} applied",
-        style.bold("summary:"),
-        if changed == 1 { "" } else { "s" }
-    );
+    let _ = writeln!(out, "{} {changed} change{} applied", style.bold("summary:"), if changed == 1 { "" } else { "s" });
     for (urn, op, error) in &o.failed {
-        let _ = writeln!(
-            out,
-            "  {} {urn} ({}): {error}",
-            style.red("failed"),
-            op.verb()
-        );
+        let _ = writeln!(out, "  {} {urn} ({}): {error}", style.red("failed"), op.verb());
     }
     for (urn, op) in &o.skipped {
-        let _ = writeln!(
-            out,
-            "  {} {urn} ({}): a step it depends on failed",
-            style.yellow("skipped"),
-            op.verb()
-        );
+        let _ = writeln!(out, "  {} {urn} ({}): a step it depends on failed", style.yellow("skipped"), op.verb());
     }
     if let Some(why) = &o.lost_lock {
-        let _ = writeln!(
-            out,
-            "  {} the state lock was lost: {why}",
-            style.red("stopped:")
-        );
+        let _ = writeln!(out, "  {} the state lock was lost: {why}", style.red("stopped:"));
         for (urn, op) in &o.in_flight_at_loss {
-            let _ = writeln!(
-                out,
-                "    in flight, result may not be recorded: {urn} ({})",
-                op.verb()
-            );
+            let _ = writeln!(out, "    in flight, result may not be recorded: {urn} ({})", op.verb());
         }
     }
     if o.interrupted {
-        let _ = writeln!(
-            out,
-            "  {} interrupted; running steps finished and were saved",
-            style.yellow("stopped:")
-        );
+        let _ = writeln!(out, "  {} interrupted; running steps finished and were saved", style.yellow("stopped:"));
     }
-    let not_started: Vec<_> = o
-        .not_started
-        .iter()
-        .filter(|(_, op)| *op != Op::Same)
-        .collect();
+    let not_started: Vec<_> = o.not_started.iter().filter(|(_, op)| *op != Op::Same).collect();
     if !not_started.is_empty() {
-        let _ = writeln!(
-            out,
-            "  {} step{} not started",
-            not_started.len(),
-            if not_started.len() == 1 { "" } else { "s" }
-        );
+        let _ =
+            writeln!(out, "  {} step{} not started", not_started.len(), if not_started.len() == 1 { "" } else { "s" });
     }
     out
 }

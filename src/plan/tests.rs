@@ -15,11 +15,7 @@ fn urn(name: &str) -> Urn {
 }
 
 fn out(name: &str, path: &str) -> Value {
-    OutputRef {
-        urn: urn(name),
-        path: path.into(),
-    }
-    .to_value()
+    OutputRef { urn: urn(name), path: path.into() }.to_value()
 }
 
 /// A desired resource of type `t:Thing`, whose `key` property forces replacement.
@@ -59,7 +55,6 @@ fn s(name: &str, inputs: Value) -> ResourceState {
 trait DesiredExt {
     fn dep(self, on: &str) -> Self;
     fn protect(self) -> Self;
-    fn retain(self) -> Self;
     fn ignore(self, path: &str) -> Self;
     fn alias(self, old: &str) -> Self;
     fn dbr(self) -> Self;
@@ -72,10 +67,6 @@ impl DesiredExt for DesiredResource {
     }
     fn protect(mut self) -> Self {
         self.protect = true;
-        self
-    }
-    fn retain(mut self) -> Self {
-        self.retain_on_delete = true;
         self
     }
     fn ignore(mut self, path: &str) -> Self {
@@ -188,31 +179,11 @@ fn check_err(program: Vec<DesiredResource>, prior: Vec<ResourceState>, expect: &
 #[test]
 fn creates_updates_and_no_ops() {
     check(vec![d("a", json!({"v": 1}))], vec![], "create a");
-    check(
-        vec![d("a", json!({"v": 1}))],
-        vec![s("a", json!({"v": 1}))],
-        "same a",
-    );
-    check(
-        vec![d("a", json!({"v": 2}))],
-        vec![s("a", json!({"v": 1}))],
-        "update a[v]",
-    );
-    check(
-        vec![d("a", json!({"v": 1, "w": 2}))],
-        vec![s("a", json!({"v": 1}))],
-        "update a[w]",
-    );
-    check(
-        vec![d("a", json!({"o": {"x": 1, "y": 2}}))],
-        vec![s("a", json!({"o": {"x": 1, "y": 3}}))],
-        "update a[o.y]",
-    );
-    check(
-        vec![d("a", json!({}))],
-        vec![s("a", json!({"v": 1}))],
-        "update a[v]",
-    );
+    check(vec![d("a", json!({"v": 1}))], vec![s("a", json!({"v": 1}))], "same a");
+    check(vec![d("a", json!({"v": 2}))], vec![s("a", json!({"v": 1}))], "update a[v]");
+    check(vec![d("a", json!({"v": 1, "w": 2}))], vec![s("a", json!({"v": 1}))], "update a[w]");
+    check(vec![d("a", json!({"o": {"x": 1, "y": 2}}))], vec![s("a", json!({"o": {"x": 1, "y": 3}}))], "update a[o.y]");
+    check(vec![d("a", json!({}))], vec![s("a", json!({"v": 1}))], "update a[v]");
 }
 
 #[test]
@@ -242,11 +213,7 @@ fn a_type_change_replaces() {
 fn deletes_follow_reverse_dependency_order() {
     check(
         vec![],
-        vec![
-            s("a", json!({})),
-            s("b", json!({})).dep("a"),
-            s("c", json!({})).dep("b"),
-        ],
+        vec![s("a", json!({})), s("b", json!({})).dep("a"), s("c", json!({})).dep("b")],
         "delete a < delete b; delete b < delete c; delete c",
     );
     // A dependent that stays but drops the dependency is updated before the delete.
@@ -260,14 +227,8 @@ fn deletes_follow_reverse_dependency_order() {
 #[test]
 fn outputs_of_unchanged_resources_are_known() {
     check(
-        vec![
-            d("a", json!({"v": 1})),
-            d("b", json!({"ref": out("a", "id")})),
-        ],
-        vec![
-            s("a", json!({"v": 1})),
-            s("b", json!({"ref": "a-id"})).dep("a"),
-        ],
+        vec![d("a", json!({"v": 1})), d("b", json!({"ref": out("a", "id")}))],
+        vec![s("a", json!({"v": 1})), s("b", json!({"ref": "a-id"})).dep("a")],
         "same a; same b < same a",
     );
 }
@@ -275,14 +236,8 @@ fn outputs_of_unchanged_resources_are_known() {
 #[test]
 fn outputs_of_changing_resources_are_unknown() {
     check(
-        vec![
-            d("a", json!({"v": 2})),
-            d("b", json!({"ref": out("a", "id")})),
-        ],
-        vec![
-            s("a", json!({"v": 1})),
-            s("b", json!({"ref": "a-id"})).dep("a"),
-        ],
+        vec![d("a", json!({"v": 2})), d("b", json!({"ref": out("a", "id")}))],
+        vec![s("a", json!({"v": 1})), s("b", json!({"ref": "a-id"})).dep("a")],
         "update a[v]; update b[ref?] < update a",
     );
     // An unknown in a property that forces replacement plans a replacement.
@@ -291,30 +246,18 @@ fn outputs_of_changing_resources_are_unknown() {
         vec![s("a", json!({"key": 1})), s("b", json!({"key": "a-id"})).dep("a")],
         "delete replaced a < replace a & replace b; delete replaced b < replace b; replace a[key!]; replace b[key!?] < replace a",
     );
-    check(
-        vec![d("a", json!({})), d("b", json!({"ref": out("a", "id")}))],
-        vec![],
-        "create a; create b < create a",
-    );
+    check(vec![d("a", json!({})), d("b", json!({"ref": out("a", "id")}))], vec![], "create a; create b < create a");
 }
 
 #[test]
 fn ignore_changes_keeps_the_old_value() {
-    check(
-        vec![d("a", json!({"v": 2, "w": 1})).ignore("v")],
-        vec![s("a", json!({"v": 1, "w": 1}))],
-        "same a",
-    );
+    check(vec![d("a", json!({"v": 2, "w": 1})).ignore("v")], vec![s("a", json!({"v": 1, "w": 1}))], "same a");
     check(
         vec![d("a", json!({"o": {"x": 2, "y": 2}})).ignore("o.x")],
         vec![s("a", json!({"o": {"x": 1, "y": 1}}))],
         "update a[o.y]",
     );
-    check(
-        vec![d("a", json!({"key": "new"})).ignore("key")],
-        vec![s("a", json!({"key": "old"}))],
-        "same a",
-    );
+    check(vec![d("a", json!({"key": "new"})).ignore("key")], vec![s("a", json!({"key": "old"}))], "same a");
 }
 
 #[test]
@@ -330,39 +273,19 @@ fn protect_refuses_delete_and_replace() {
         "the plan would replace protected resource `s/t:Thing/a`; set `protect(false)` on it and deploy first, then make the change",
     );
     // Updates in place are allowed, and unprotecting is a state-only change.
-    check(
-        vec![d("a", json!({"v": 2})).protect()],
-        vec![s("a", json!({"v": 1})).protect()],
-        "update a[v]",
-    );
-    check(
-        vec![d("a", json!({}))],
-        vec![s("a", json!({})).protect()],
-        "same a (state)",
-    );
+    check(vec![d("a", json!({"v": 2})).protect()], vec![s("a", json!({"v": 1})).protect()], "update a[v]");
+    check(vec![d("a", json!({}))], vec![s("a", json!({})).protect()], "same a (state)");
 }
 
 #[test]
 fn retain_on_delete_forgets() {
-    check(
-        vec![],
-        vec![s("a", json!({})).retain()],
-        "forget (retain_on_delete) a",
-    );
+    check(vec![], vec![s("a", json!({})).retain()], "forget (retain_on_delete) a");
 }
 
 #[test]
 fn aliases_rename_without_replacement() {
-    check(
-        vec![d("new", json!({"v": 1})).alias("old")],
-        vec![s("old", json!({"v": 1}))],
-        "same new from old (state)",
-    );
-    check(
-        vec![d("new", json!({"v": 2})).alias("old")],
-        vec![s("old", json!({"v": 1}))],
-        "update new[v] from old",
-    );
+    check(vec![d("new", json!({"v": 1})).alias("old")], vec![s("old", json!({"v": 1}))], "same new from old (state)");
+    check(vec![d("new", json!({"v": 2})).alias("old")], vec![s("old", json!({"v": 1}))], "update new[v] from old");
     // An alias that is still declared under its own name is not a rename.
     check(
         vec![d("new", json!({})).alias("old"), d("old", json!({}))],
@@ -374,11 +297,7 @@ fn aliases_rename_without_replacement() {
 #[test]
 fn cycles_are_named() {
     check_err(
-        vec![
-            d("a", json!({})).dep("b"),
-            d("b", json!({})).dep("c"),
-            d("c", json!({})).dep("a"),
-        ],
+        vec![d("a", json!({})).dep("b"), d("b", json!({})).dep("c"), d("c", json!({})).dep("a")],
         vec![],
         "dependency cycle: s/t:Thing/a -> s/t:Thing/b -> s/t:Thing/c -> s/t:Thing/a",
     );
@@ -394,29 +313,21 @@ fn retired_resources_from_an_earlier_run_are_deleted() {
 
 #[test]
 fn secrets_compare_by_value_and_show_redacted() {
-    check(
-        vec![d("a", json!({"p": secret(json!("x"))}))],
-        vec![s("a", json!({"p": secret(json!("x"))}))],
-        "same a",
-    );
+    check(vec![d("a", json!({"p": secret(json!("x"))}))], vec![s("a", json!({"p": secret(json!("x"))}))], "same a");
     let p = plan(
         &desired(vec![d("a", json!({"p": secret(json!("y"))}))]),
         &state(vec![s("a", json!({"p": secret(json!("x"))}))]),
     )
     .unwrap();
     let shown = serde_json::to_string(&p).unwrap();
-    assert!(
-        !shown.contains("\"x\"") && !shown.contains("\"y\""),
-        "{shown}"
-    );
+    assert!(!shown.contains("\"x\"") && !shown.contains("\"y\""), "{shown}");
     assert!(shown.contains("[secret]"), "{shown}");
 }
 
 #[test]
 fn plans_are_deterministic() {
-    let program: Vec<DesiredResource> = (0..50)
-        .map(|i| d(&format!("r{i}"), json!({"v": i})).dep(if i > 0 { "r0" } else { "x" }))
-        .collect();
+    let program: Vec<DesiredResource> =
+        (0..50).map(|i| d(&format!("r{i}"), json!({"v": i})).dep(if i > 0 { "r0" } else { "x" })).collect();
     let mut program = program;
     program[0].dependencies.clear();
     let a = plan(&desired(program.clone()), &state(vec![])).unwrap();

@@ -42,11 +42,7 @@ impl Resource for File {
     const REPLACE_ON_CHANGE: &'static [&'static str] = &["path"];
     type Outputs = FileOutputs;
     fn outputs(h: &Handle) -> FileOutputs {
-        FileOutputs {
-            path: h.output("path"),
-            sha256: h.output("sha256"),
-            size: h.output("size"),
-        }
+        FileOutputs { path: h.output("path"), sha256: h.output("sha256"), size: h.output("size") }
     }
 }
 
@@ -60,8 +56,7 @@ struct FileInputs {
 }
 
 fn parse(inputs: &Value) -> Result<FileInputs, ProviderError> {
-    serde_json::from_value(inputs.clone())
-        .map_err(|e| ProviderError::new(format!("invalid local:File inputs: {e}")))
+    serde_json::from_value(inputs.clone()).map_err(|e| ProviderError::new(format!("invalid local:File inputs: {e}")))
 }
 
 fn outputs(path: &str, content: &[u8]) -> Value {
@@ -72,29 +67,17 @@ fn outputs(path: &str, content: &[u8]) -> Value {
 
 fn write_file(f: &FileInputs) -> Result<(), ProviderError> {
     let target = PathBuf::from(&f.path);
-    let err = |action: &str, p: &Path, e: std::io::Error| {
-        ProviderError::new(format!("cannot {action} {}: {e}", p.display()))
-    };
-    let dir = target
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let err =
+        |action: &str, p: &Path, e: std::io::Error| ProviderError::new(format!("cannot {action} {}: {e}", p.display()));
+    let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(|e| err("create directory", dir, e))?;
-    let name = target
-        .file_name()
-        .ok_or_else(|| ProviderError::new(format!("`{}` is not a file path", f.path)))?;
-    let tmp = dir.join(format!(
-        ".{}.cairn-tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
+    let name = target.file_name().ok_or_else(|| ProviderError::new(format!("`{}` is not a file path", f.path)))?;
+    let tmp = dir.join(format!(".{}.cairn-tmp-{}", name.to_string_lossy(), std::process::id()));
     let mut file = fs::File::create(&tmp).map_err(|e| err("create", &tmp, e))?;
-    file.write_all(f.content.as_bytes())
-        .map_err(|e| err("write", &tmp, e))?;
+    file.write_all(f.content.as_bytes()).map_err(|e| err("write", &tmp, e))?;
     #[cfg(unix)]
     if let Some(mode) = f.mode {
-        file.set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(|e| err("set permissions of", &tmp, e))?;
+        file.set_permissions(fs::Permissions::from_mode(mode)).map_err(|e| err("set permissions of", &tmp, e))?;
     }
     file.sync_all().map_err(|e| err("sync", &tmp, e))?;
     drop(file);
@@ -110,15 +93,10 @@ fn observe(path: &str, with_mode: bool) -> Result<Option<Observed>, ProviderErro
     let mut inputs = json!({"path": path, "content": String::from_utf8_lossy(&bytes)});
     #[cfg(unix)]
     if with_mode {
-        let meta = fs::metadata(path)
-            .map_err(|e| ProviderError::new(format!("cannot stat {path}: {e}")))?;
+        let meta = fs::metadata(path).map_err(|e| ProviderError::new(format!("cannot stat {path}: {e}")))?;
         inputs["mode"] = json!(meta.permissions().mode() & 0o7777);
     }
-    Ok(Some(Observed {
-        id: path.to_string(),
-        inputs,
-        outputs: outputs(path, &bytes),
-    }))
+    Ok(Some(Observed { id: path.to_string(), inputs, outputs: outputs(path, &bytes) }))
 }
 
 /// The provider for [`File`].
@@ -138,45 +116,23 @@ impl Provider for FileProvider {
     async fn create(&self, _ctx: Context<'_>, inputs: &Value) -> Result<Created, ProviderError> {
         let f = parse(inputs)?;
         write_file(&f)?;
-        Ok(Created {
-            id: f.path.clone(),
-            outputs: outputs(&f.path, f.content.as_bytes()),
-        })
+        Ok(Created { id: f.path.clone(), outputs: outputs(&f.path, f.content.as_bytes()) })
     }
 
-    async fn read(
-        &self,
-        _ctx: Context<'_>,
-        id: &str,
-        inputs: &Value,
-    ) -> Result<Option<Observed>, ProviderError> {
+    async fn read(&self, _ctx: Context<'_>, id: &str, inputs: &Value) -> Result<Option<Observed>, ProviderError> {
         observe(id, inputs.get("mode").is_some_and(|m| !m.is_null()))
     }
 
-    async fn update(
-        &self,
-        _ctx: Context<'_>,
-        id: &str,
-        _old: &Value,
-        new: &Value,
-    ) -> Result<Value, ProviderError> {
+    async fn update(&self, _ctx: Context<'_>, id: &str, _old: &Value, new: &Value) -> Result<Value, ProviderError> {
         let f = parse(new)?;
         if f.path != id {
-            return Err(ProviderError::new(format!(
-                "local:File cannot move {id} to {} in place",
-                f.path
-            )));
+            return Err(ProviderError::new(format!("local:File cannot move {id} to {} in place", f.path)));
         }
         write_file(&f)?;
         Ok(outputs(&f.path, f.content.as_bytes()))
     }
 
-    async fn delete(
-        &self,
-        _ctx: Context<'_>,
-        id: &str,
-        _inputs: &Value,
-    ) -> Result<(), ProviderError> {
+    async fn delete(&self, _ctx: Context<'_>, id: &str, _inputs: &Value) -> Result<(), ProviderError> {
         match fs::remove_file(id) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
@@ -184,11 +140,7 @@ impl Provider for FileProvider {
         }
     }
 
-    async fn find(
-        &self,
-        _ctx: Context<'_>,
-        identity: &Value,
-    ) -> Result<Option<Observed>, ProviderError> {
+    async fn find(&self, _ctx: Context<'_>, identity: &Value) -> Result<Option<Observed>, ProviderError> {
         match identity.get("path").and_then(Value::as_str) {
             Some(path) => observe(path, false),
             None => Ok(None),
@@ -211,46 +163,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/a.txt").to_string_lossy().into_owned();
         let urn = Urn::from("s/local:File/a");
-        let ctx = Context {
-            urn: &urn,
-            stack: "s",
-        };
+        let ctx = Context { urn: &urn, stack: "s" };
         let p = FileProvider;
-        let created = p
-            .create(ctx, &json!({"path": path, "content": "one", "mode": 0o600}))
-            .await
-            .unwrap();
+        let created = p.create(ctx, &json!({"path": path, "content": "one", "mode": 0o600})).await.unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), "one");
         assert_eq!(created.outputs["size"], json!(3));
-        let seen = p
-            .read(ctx, &created.id, &json!({"mode": 0o600}))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            seen.inputs,
-            json!({"path": path, "content": "one", "mode": 0o600})
-        );
-        p.update(
-            ctx,
-            &created.id,
-            &json!({}),
-            &json!({"path": path, "content": "two"}),
-        )
-        .await
-        .unwrap();
+        let seen = p.read(ctx, &created.id, &json!({"mode": 0o600})).await.unwrap().unwrap();
+        assert_eq!(seen.inputs, json!({"path": path, "content": "one", "mode": 0o600}));
+        p.update(ctx, &created.id, &json!({}), &json!({"path": path, "content": "two"})).await.unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), "two");
-        assert!(p
-            .find(ctx, &p.identity(&json!({"path": path})))
-            .await
-            .unwrap()
-            .is_some());
+        assert!(p.find(ctx, &p.identity(&json!({"path": path}))).await.unwrap().is_some());
         p.delete(ctx, &created.id, &json!({})).await.unwrap();
-        assert!(p
-            .read(ctx, &created.id, &json!({}))
-            .await
-            .unwrap()
-            .is_none());
+        assert!(p.read(ctx, &created.id, &json!({})).await.unwrap().is_none());
         p.delete(ctx, &created.id, &json!({})).await.unwrap();
     }
 }

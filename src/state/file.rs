@@ -58,22 +58,14 @@ struct Loaded {
 }
 
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StateError + 'a {
-    move |source| StateError::Io {
-        action,
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| StateError::Io { action, path: path.to_path_buf(), source }
 }
 
 impl FileBackend {
     /// The backend for `stack` under `root` (its state lives in `root/<stack>/`).
     pub fn new(root: impl Into<PathBuf>, stack: &str) -> FileBackend {
         let dir = root.into().join(stack);
-        FileBackend {
-            dir,
-            stack: stack.to_string(),
-            written: Arc::new(AtomicU64::new(0)),
-        }
+        FileBackend { dir, stack: stack.to_string(), written: Arc::new(AtomicU64::new(0)) }
     }
 
     /// The stack's directory.
@@ -107,12 +99,7 @@ impl FileBackend {
         let text = match fs::read(&journal_path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == ErrorKind::NotFound => {
-                return Ok(Loaded {
-                    state,
-                    generation,
-                    journal_needs_reset: true,
-                    journal_entries: 0,
-                })
+                return Ok(Loaded { state, generation, journal_needs_reset: true, journal_entries: 0 })
             }
             Err(e) => return Err(io("read", &journal_path)(e)),
         };
@@ -129,67 +116,45 @@ impl FileBackend {
             tracing::warn!(path = %journal_path.display(), bytes = tail.len(), "ignoring a torn last journal line left by a crash");
         }
         let Some(first) = lines.first() else {
-            return Ok(Loaded {
-                state,
-                generation,
-                journal_needs_reset: true,
-                journal_entries: 0,
-            });
+            return Ok(Loaded { state, generation, journal_needs_reset: true, journal_entries: 0 });
         };
-        let header: JournalHeader =
-            serde_json::from_str(first).map_err(|e| StateError::Corrupt {
-                path: journal_path.clone(),
-                line: Some(1),
-                message: format!("bad journal header: {e}"),
-            })?;
+        let header: JournalHeader = serde_json::from_str(first).map_err(|e| StateError::Corrupt {
+            path: journal_path.clone(),
+            line: Some(1),
+            message: format!("bad journal header: {e}"),
+        })?;
         if header.generation != generation {
             // Compacted into the checkpoint already.
-            return Ok(Loaded {
-                state,
-                generation,
-                journal_needs_reset: true,
-                journal_entries: 0,
-            });
+            return Ok(Loaded { state, generation, journal_needs_reset: true, journal_entries: 0 });
         }
         for (i, line) in lines.iter().enumerate().skip(1) {
-            let batch: Vec<Change> =
-                serde_json::from_str(line).map_err(|e| StateError::Corrupt {
-                    path: journal_path.clone(),
-                    line: Some(i + 1),
-                    message: e.to_string(),
-                })?;
+            let batch: Vec<Change> = serde_json::from_str(line).map_err(|e| StateError::Corrupt {
+                path: journal_path.clone(),
+                line: Some(i + 1),
+                message: e.to_string(),
+            })?;
             for change in &batch {
                 state.apply(change);
             }
         }
-        Ok(Loaded {
-            state,
-            generation,
-            journal_needs_reset: torn,
-            journal_entries: lines.len() - 1,
-        })
+        Ok(Loaded { state, generation, journal_needs_reset: torn, journal_entries: lines.len() - 1 })
     }
 
     fn write_atomically(&self, name: &str, bytes: &[u8]) -> Result<(), StateError> {
         write_atomically(&self.dir, name, bytes)?;
-        self.written
-            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        self.written.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 
     fn write_checkpoint(&self, generation: u64, state: &StackState) -> Result<(), StateError> {
-        let mut bytes = serde_json::to_vec(&Checkpoint {
-            generation,
-            state: state.clone(),
-        })
-        .map_err(|e| StateError::Other(format!("cannot serialize state: {e}")))?;
+        let mut bytes = serde_json::to_vec(&Checkpoint { generation, state: state.clone() })
+            .map_err(|e| StateError::Other(format!("cannot serialize state: {e}")))?;
         bytes.push(b'\n');
         self.write_atomically(CHECKPOINT, &bytes)
     }
 
     fn reset_journal(&self, generation: u64) -> Result<(), StateError> {
-        let mut header =
-            serde_json::to_vec(&JournalHeader { generation }).expect("header serializes");
+        let mut header = serde_json::to_vec(&JournalHeader { generation }).expect("header serializes");
         header.push(b'\n');
         self.write_atomically(JOURNAL, &header)
     }
@@ -208,13 +173,7 @@ impl FileBackend {
     fn open_lock_file(&self) -> Result<File, StateError> {
         fs::create_dir_all(&self.dir).map_err(io("create", &self.dir))?;
         let path = self.dir.join(LOCK);
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io("open", &path))
+        OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io("open", &path))
     }
 
     fn holder_of(&self, file: &mut File) -> Result<Option<LockInfo>, StateError> {
@@ -225,24 +184,17 @@ impl FileBackend {
         if text.trim().is_empty() {
             return Ok(None);
         }
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| StateError::Corrupt {
-                path,
-                line: None,
-                message: format!("bad lock info: {e}"),
-            })
+        serde_json::from_str(&text).map(Some).map_err(|e| StateError::Corrupt {
+            path,
+            line: None,
+            message: format!("bad lock info: {e}"),
+        })
     }
 }
 
 fn parse_checkpoint(path: &Path, bytes: &[u8]) -> Result<Checkpoint, StateError> {
-    let corrupt = |message: String| StateError::Corrupt {
-        path: path.to_path_buf(),
-        line: None,
-        message,
-    };
-    let value: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
+    let corrupt = |message: String| StateError::Corrupt { path: path.to_path_buf(), line: None, message };
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
     let version = value
         .get("state")
         .and_then(|s| s.get("version"))
@@ -269,9 +221,7 @@ pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(
     f.sync_all().map_err(io("sync", &tmp))?;
     drop(f);
     fs::rename(&tmp, &target).map_err(io("rename into", &target))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io("sync", dir))?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io("sync", dir))?;
     Ok(())
 }
 
@@ -286,11 +236,7 @@ impl StateBackend for FileBackend {
         blocking(move || this.load().map(|l| l.state)).await
     }
 
-    async fn lock(
-        &self,
-        info: LockInfo,
-        timeout: Option<Duration>,
-    ) -> Result<Box<dyn StateSession>, StateError> {
+    async fn lock(&self, info: LockInfo, timeout: Option<Duration>) -> Result<Box<dyn StateSession>, StateError> {
         let this = self.clone();
         let session = blocking(move || this.lock_blocking(info, timeout)).await?;
         Ok(Box::new(session))
@@ -323,19 +269,12 @@ impl StateBackend for FileBackend {
             match current {
                 Some(info) if info.id == lock_id => match file.try_lock() {
                     Ok(()) => {
-                        file.set_len(0)
-                            .map_err(io("truncate", &this.dir.join(LOCK)))?;
+                        file.set_len(0).map_err(io("truncate", &this.dir.join(LOCK)))?;
                         Ok(info)
                     }
-                    Err(_) => Err(StateError::LockAlive {
-                        pid: info.pid,
-                        host: info.host,
-                    }),
+                    Err(_) => Err(StateError::LockAlive { pid: info.pid, host: info.host }),
                 },
-                other => Err(StateError::LockMismatch {
-                    given: lock_id,
-                    current: other.map(Box::new),
-                }),
+                other => Err(StateError::LockMismatch { given: lock_id, current: other.map(Box::new) }),
             }
         })
         .await
@@ -343,11 +282,7 @@ impl StateBackend for FileBackend {
 }
 
 impl FileBackend {
-    fn lock_blocking(
-        &self,
-        info: LockInfo,
-        timeout: Option<Duration>,
-    ) -> Result<FileSession, StateError> {
+    fn lock_blocking(&self, info: LockInfo, timeout: Option<Duration>) -> Result<FileSession, StateError> {
         let mut file = self.open_lock_file()?;
         let lock_path = self.dir.join(LOCK);
         let started = Instant::now();
@@ -366,10 +301,7 @@ impl FileBackend {
                             version: "?".into(),
                             created: "?".into(),
                         });
-                        return Err(StateError::LockHeld {
-                            holder: Box::new(holder),
-                            waited: timeout.map(|_| waited),
-                        });
+                        return Err(StateError::LockHeld { holder: Box::new(holder), waited: timeout.map(|_| waited) });
                     }
                     std::thread::sleep(Duration::from_millis(20));
                 }
@@ -389,8 +321,7 @@ impl FileBackend {
         let mut bytes = serde_json::to_vec_pretty(&info).expect("lock info serializes");
         bytes.push(b'\n');
         file.set_len(0).map_err(io("truncate", &lock_path))?;
-        file.seek(SeekFrom::Start(0))
-            .map_err(io("write", &lock_path))?;
+        file.seek(SeekFrom::Start(0)).map_err(io("write", &lock_path))?;
         file.write_all(&bytes).map_err(io("write", &lock_path))?;
         file.sync_data().map_err(io("sync", &lock_path))?;
 
@@ -417,23 +348,14 @@ impl FileBackend {
             }
         }
         let journal_path = self.dir.join(JOURNAL);
-        let journal = OpenOptions::new()
-            .append(true)
-            .open(&journal_path)
-            .map_err(io("open", &journal_path))?;
+        let journal = OpenOptions::new().append(true).open(&journal_path).map_err(io("open", &journal_path))?;
         let (tx, rx) = mpsc::unbounded_channel();
         let written = self.written.clone();
         let writer = std::thread::Builder::new()
             .name("cairn-journal".into())
             .spawn(move || journal_writer(journal, journal_path, rx, written))
             .map_err(|e| StateError::Other(format!("cannot start the journal writer: {e}")))?;
-        Ok(FileSession {
-            backend: self.clone(),
-            info,
-            lock_file: file,
-            tx: Some(tx),
-            writer: Some(writer),
-        })
+        Ok(FileSession { backend: self.clone(), info, lock_file: file, tx: Some(tx), writer: Some(writer) })
     }
 }
 
@@ -522,15 +444,9 @@ impl StateSession for FileSession {
             .map_err(|e| StateError::Other(format!("cannot serialize state change: {e}")))?;
         line.push(b'\n');
         let (ack, done) = oneshot::channel();
-        let tx = self
-            .tx
-            .as_ref()
-            .ok_or_else(|| StateError::Other("the state session is closed".into()))?;
-        tx.send((line, ack))
-            .map_err(|_| StateError::Other("the journal writer stopped".into()))?;
-        done.await
-            .map_err(|_| StateError::Other("the journal writer stopped".into()))?
-            .map_err(StateError::Other)
+        let tx = self.tx.as_ref().ok_or_else(|| StateError::Other("the state session is closed".into()))?;
+        tx.send((line, ack)).map_err(|_| StateError::Other("the journal writer stopped".into()))?;
+        done.await.map_err(|_| StateError::Other("the journal writer stopped".into()))?.map_err(StateError::Other)
     }
 
     async fn replace(&self, state: StackState) -> Result<(), StateError> {
@@ -562,9 +478,7 @@ impl StateSession for FileSession {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StateError> + Send + 'static,
 ) -> Result<T, StateError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| StateError::Other(format!("state task failed: {e}")))?
+    tokio::task::spawn_blocking(f).await.map_err(|e| StateError::Other(format!("state task failed: {e}")))?
 }
 
 #[cfg(test)]
@@ -593,35 +507,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let backend = FileBackend::new(dir.path(), "s");
         let session = backend.lock(LockInfo::new("test"), None).await.unwrap();
+        session.write(vec![Change::PutResource(resource("a"))]).await.unwrap();
         session
-            .write(vec![Change::PutResource(resource("a"))])
-            .await
-            .unwrap();
-        session
-            .write(vec![
-                Change::PutResource(resource("b")),
-                Change::RemoveResource(Urn::from("s/t:x/a")),
-            ])
+            .write(vec![Change::PutResource(resource("b")), Change::RemoveResource(Urn::from("s/t:x/a"))])
             .await
             .unwrap();
         // Visible before compaction, through the journal.
         assert_eq!(backend.read().await.unwrap().resources.len(), 1);
         session.release().await.unwrap();
         let state = backend.read().await.unwrap();
-        assert_eq!(
-            state
-                .resources
-                .keys()
-                .map(|u| u.as_str())
-                .collect::<Vec<_>>(),
-            ["s/t:x/b"]
-        );
+        assert_eq!(state.resources.keys().map(|u| u.as_str()).collect::<Vec<_>>(), ["s/t:x/b"]);
         let journal = fs::read_to_string(dir.path().join("s/journal.jsonl")).unwrap();
-        assert_eq!(
-            journal.lines().count(),
-            1,
-            "compaction leaves only the header"
-        );
+        assert_eq!(journal.lines().count(), 1, "compaction leaves only the header");
     }
 
     #[tokio::test]
@@ -629,20 +526,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let backend = FileBackend::new(dir.path(), "s");
         let session = backend.lock(LockInfo::new("test"), None).await.unwrap();
-        session
-            .write(vec![Change::PutResource(resource("a"))])
-            .await
-            .unwrap();
+        session.write(vec![Change::PutResource(resource("a"))]).await.unwrap();
         drop(session);
         let path = dir.path().join("s/journal.jsonl");
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(br#"[{"op":"put_resource","urn":"#).unwrap();
         assert_eq!(backend.read().await.unwrap().resources.len(), 1);
         let session = backend.lock(LockInfo::new("test"), None).await.unwrap();
-        session
-            .write(vec![Change::PutResource(resource("b"))])
-            .await
-            .unwrap();
+        session.write(vec![Change::PutResource(resource("b"))]).await.unwrap();
         session.release().await.unwrap();
         assert_eq!(backend.read().await.unwrap().resources.len(), 2);
     }
@@ -652,23 +543,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let stack_dir = dir.path().join("s");
         fs::create_dir_all(&stack_dir).unwrap();
-        fs::write(
-            stack_dir.join(CHECKPOINT),
-            b"{\"generation\": 1, \"state\": {\"vers",
-        )
-        .unwrap();
+        fs::write(stack_dir.join(CHECKPOINT), b"{\"generation\": 1, \"state\": {\"vers").unwrap();
         let backend = FileBackend::new(dir.path(), "s");
-        let err = backend
-            .lock(LockInfo::new("test"), None)
-            .await
-            .err()
-            .unwrap();
+        let err = backend.lock(LockInfo::new("test"), None).await.err().unwrap();
         assert!(matches!(err, StateError::Corrupt { .. }), "{err}");
         assert!(err.to_string().contains("state.json"), "{err}");
-        assert_eq!(
-            fs::read(stack_dir.join(CHECKPOINT)).unwrap(),
-            b"{\"generation\": 1, \"state\": {\"vers"
-        );
+        assert_eq!(fs::read(stack_dir.join(CHECKPOINT)).unwrap(), b"{\"generation\": 1, \"state\": {\"vers");
         assert!(!stack_dir.join(JOURNAL).exists());
     }
 
@@ -677,16 +557,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let stack_dir = dir.path().join("s");
         fs::create_dir_all(&stack_dir).unwrap();
-        fs::write(
-            stack_dir.join(CHECKPOINT),
-            br#"{"generation": 1, "state": {"version": 99, "stack": "s"}}"#,
-        )
-        .unwrap();
+        fs::write(stack_dir.join(CHECKPOINT), br#"{"generation": 1, "state": {"version": 99, "stack": "s"}}"#).unwrap();
         let err = FileBackend::new(dir.path(), "s").read().await.unwrap_err();
-        assert!(
-            matches!(err, StateError::NewerSchema { found: 99, .. }),
-            "{err}"
-        );
+        assert!(matches!(err, StateError::NewerSchema { found: 99, .. }), "{err}");
     }
 
     #[tokio::test]
@@ -694,29 +567,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let backend = FileBackend::new(dir.path(), "s");
         let first = backend.lock(LockInfo::new("deploy"), None).await.unwrap();
-        let err = backend
-            .lock(LockInfo::new("destroy"), None)
-            .await
-            .err()
-            .unwrap();
+        let err = backend.lock(LockInfo::new("destroy"), None).await.err().unwrap();
         match &err {
             StateError::LockHeld { holder, .. } => assert_eq!(holder.id, first.lock_info().id),
             other => panic!("unexpected {other}"),
         }
         assert!(err.to_string().contains("deploy"), "{err}");
-        let err = backend
-            .lock(LockInfo::new("destroy"), Some(Duration::from_millis(100)))
-            .await
-            .err()
-            .unwrap();
+        let err = backend.lock(LockInfo::new("destroy"), Some(Duration::from_millis(100))).await.err().unwrap();
         assert!(err.to_string().contains("gave up after waiting"), "{err}");
         first.release().await.unwrap();
-        backend
-            .lock(LockInfo::new("destroy"), None)
-            .await
-            .unwrap()
-            .release()
-            .await
-            .unwrap();
+        backend.lock(LockInfo::new("destroy"), None).await.unwrap().release().await.unwrap();
     }
 }

@@ -22,9 +22,7 @@ pub struct LockInfo {
 impl LockInfo {
     pub fn new(operation: &str) -> LockInfo {
         let host = gethostname::gethostname().to_string_lossy().into_owned();
-        let user = std::env::var("USER")
-            .or_else(|_| std::env::var("LOGNAME"))
-            .unwrap_or_else(|_| "unknown".into());
+        let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
         LockInfo {
             id: random_id(),
             operation: operation.to_string(),

@@ -160,39 +160,17 @@ pub enum Change {
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("cannot {action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { action: &'static str, path: PathBuf, source: std::io::Error },
     #[error("state file {path} is corrupt{}: {message}; it was left untouched", line.map(|l| format!(" at line {l}")).unwrap_or_default())]
-    Corrupt {
-        path: PathBuf,
-        line: Option<usize>,
-        message: String,
-    },
+    Corrupt { path: PathBuf, line: Option<usize>, message: String },
     #[error("state file {path} has schema version {found}, newer than this cairn's {supported}; upgrade cairn. The file was left untouched")]
-    NewerSchema {
-        path: PathBuf,
-        found: u32,
-        supported: u32,
-    },
+    NewerSchema { path: PathBuf, found: u32, supported: u32 },
     #[error("state at {path} belongs to stack `{found}`, not `{expected}`")]
-    WrongStack {
-        path: PathBuf,
-        found: String,
-        expected: String,
-    },
+    WrongStack { path: PathBuf, found: String, expected: String },
     #[error("{}", lock_held_message(.holder, .waited))]
-    LockHeld {
-        holder: Box<LockInfo>,
-        waited: Option<Duration>,
-    },
+    LockHeld { holder: Box<LockInfo>, waited: Option<Duration> },
     #[error("the lock `{given}` does not match the current lock{}", current.as_ref().map(|c| format!(" `{}` (held by {} for {})", c.id, c.who, c.operation)).unwrap_or_else(|| String::from(": no lock is held")))]
-    LockMismatch {
-        given: String,
-        current: Option<Box<LockInfo>>,
-    },
+    LockMismatch { given: String, current: Option<Box<LockInfo>> },
     #[error("the lock is held by a running process (pid {pid} on {host}); stop that process instead of unlocking")]
     LockAlive { pid: u32, host: String },
     #[error("the state backend refused the write: {0}")]
@@ -207,13 +185,8 @@ fn lock_held_message(holder: &LockInfo, waited: &Option<Duration>) -> String {
         holder.who, holder.pid, holder.created, holder.operation, holder.id, holder.version
     );
     match waited {
-        Some(d) => s.push_str(&format!(
-            "; gave up after waiting {}",
-            humantime::format_duration(*d)
-        )),
-        None => s.push_str(
-            "; pass --lock-timeout to wait for it, or `cairn unlock <lock-id>` if that run is gone",
-        ),
+        Some(d) => s.push_str(&format!("; gave up after waiting {}", humantime::format_duration(*d))),
+        None => s.push_str("; pass --lock-timeout to wait for it, or `cairn unlock <lock-id>` if that run is gone"),
     }
     s
 }
@@ -227,11 +200,7 @@ pub trait StateBackend: Send + Sync {
     /// was never deployed reads as empty.
     async fn read(&self) -> Result<StackState, StateError>;
     /// Takes the lock, waiting up to `timeout` for another holder to release it.
-    async fn lock(
-        &self,
-        info: LockInfo,
-        timeout: Option<Duration>,
-    ) -> Result<Box<dyn StateSession>, StateError>;
+    async fn lock(&self, info: LockInfo, timeout: Option<Duration>) -> Result<Box<dyn StateSession>, StateError>;
     /// The current lock holder, if any.
     async fn lock_holder(&self) -> Result<Option<LockInfo>, StateError>;
     /// Releases a lock left behind by a run that is gone, only when `lock_id` matches.

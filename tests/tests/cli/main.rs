@@ -1,0 +1,10 @@
+//! The command line, end to end: the `test-stack` program on a temporary directory.
+
+mod support;
+
+mod crash;
+mod deploy;
+mod errors;
+mod locking;
+mod secrets;
+mod views;
