@@ -50,7 +50,12 @@ mirror="${mirror:-http://deb.debian.org/debian}"
 apt_dir="$tools/apt"
 mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$dest"
 sources="$apt_dir/sources.list"
-echo "deb $mirror bullseye main" >"$sources"
+keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+if [[ -r "$keyring" ]]; then
+    echo "deb [signed-by=$keyring] $mirror bullseye main" >"$sources"
+else
+    echo "deb $mirror bullseye main" >"$sources"
+fi
 
 apt_opts=(
     -o "Dir::Etc::SourceList=$sources"
@@ -58,6 +63,11 @@ apt_opts=(
     -o "Dir::State::Lists=$apt_dir/lists"
     -o "Dir::Cache=$apt_dir/cache"
 )
+# As root, apt downloads as the unprivileged _apt user, which cannot write
+# into the repository; download as root instead (avoids a warning).
+if [[ $EUID -eq 0 ]]; then
+    apt_opts+=(-o "APT::Sandbox::User=root")
+fi
 
 echo "install-consul: fetching consul from $mirror (bullseye)" >&2
 apt-get "${apt_opts[@]}" -qq update >&2

@@ -19,7 +19,7 @@ use crate::plan::{self, Op, Plan, Step};
 use crate::provider::{Context, Observed, Provider, Registry};
 use crate::secrets::SecretBox;
 use crate::stack::{Desired, DesiredResource};
-use crate::state::lock::{now_rfc3339, random_id};
+use crate::state::lock::now_rfc3339;
 use crate::state::{Change, PendingKind, PendingOp, ResourceState, StackState, StateSession};
 use crate::urn::Urn;
 use crate::value::{self, OutputRef};
@@ -166,7 +166,8 @@ impl Engine {
         let mut n = 0;
         for op in state.pending.values() {
             let ctx = Context { urn: &op.urn, stack: &self.stack };
-            let provider = self.provider(&op.type_token)?;
+            let type_token = op.urn.type_token().to_string();
+            let provider = self.provider(&type_token)?;
             let existing = if op.retired { state.retired.get(&op.urn) } else { state.resources.get(&op.urn) };
             let declared = desired.and_then(|d| d.resources.get(&op.urn));
             let reference = declared
@@ -180,7 +181,7 @@ impl Engine {
                     (None, Some(e)) => ResourceState { id: obs.id, inputs, outputs: obs.outputs, ..e.clone() },
                     (None, None) => ResourceState {
                         urn: op.urn.clone(),
-                        type_token: op.type_token.clone(),
+                        type_token: type_token.clone(),
                         id: obs.id,
                         inputs,
                         outputs: obs.outputs,
@@ -241,7 +242,7 @@ impl Engine {
                     }
                 }
             }
-            changes.push(Change::ClearPending(op.id.clone()));
+            changes.push(Change::ClearPending(op.urn.clone()));
             self.write(session, changes).await?;
             (self.events)(Event::Recovered { urn: op.urn.clone(), what });
             n += 1;
@@ -283,6 +284,7 @@ impl Engine {
         let mut running = FuturesUnordered::new();
         let mut outcome = Outcome::default();
         let parallel = self.parallel.max(1);
+        let mut cancel_open = true;
         loop {
             let stopping =
                 *cancel.borrow() || run.lost.lock().expect("lock poisoned").is_some() || session.lost().is_some();
@@ -295,9 +297,14 @@ impl Engine {
             if running.is_empty() {
                 break;
             }
+            let watching = cancel_open && !*cancel.borrow();
             let finished = tokio::select! {
                 f = running.next() => f,
-                _ = cancel.changed(), if !*cancel.borrow() => None,
+                changed = cancel.changed(), if watching => {
+                    // A dropped sender can never cancel: stop watching it.
+                    cancel_open = changed.is_ok();
+                    None
+                }
             };
             let Some((i, result)) = finished else {
                 continue;
@@ -345,16 +352,17 @@ impl Engine {
 
         // Stack outputs, once everything they use is known.
         if outcome.failed.is_empty() && outcome.lost_lock.is_none() {
-            let live = run.live.lock().expect("lock poisoned");
-            let lookup =
-                |o: &OutputRef| live.resources.get(&o.urn).and_then(|r| value::lookup_output(&r.outputs, &o.path));
-            let outputs: std::collections::BTreeMap<String, Value> = desired
-                .outputs
-                .iter()
-                .map(|(k, v)| (k.clone(), value::resolve(v, &lookup)))
-                .filter(|(_, v)| !value::has_unknowns(v))
-                .collect();
-            drop(live);
+            let outputs: std::collections::BTreeMap<String, Value> = {
+                let live = run.live.lock().expect("lock poisoned");
+                let lookup =
+                    |o: &OutputRef| live.resources.get(&o.urn).and_then(|r| value::lookup_output(&r.outputs, &o.path));
+                desired
+                    .outputs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), value::resolve(v, &lookup)))
+                    .filter(|(_, v)| !value::has_unknowns(v))
+                    .collect()
+            };
             if outputs != prior.outputs {
                 if let Err(e) = self.write(session, vec![Change::PutOutputs(outputs)]).await {
                     outcome.failed.push((Urn::from(format!("{}/<stack outputs>", self.stack)), Op::Update, e));
@@ -396,25 +404,8 @@ impl Run<'_> {
         }
     }
 
-    fn pending(
-        &self,
-        kind: PendingKind,
-        urn: &Urn,
-        type_token: &str,
-        resource_id: Option<String>,
-        identity: Value,
-        retired: bool,
-    ) -> PendingOp {
-        PendingOp {
-            id: random_id(),
-            urn: urn.clone(),
-            type_token: type_token.to_string(),
-            kind,
-            resource_id,
-            identity,
-            retired,
-            started: now_rfc3339(),
-        }
+    fn pending(kind: PendingKind, urn: &Urn, resource_id: Option<String>, identity: Value, retired: bool) -> PendingOp {
+        PendingOp { urn: urn.clone(), kind, resource_id, identity, retired, started: now_rfc3339() }
     }
 
     async fn step(&self, step: &Step) -> Result<(), String> {
@@ -485,21 +476,14 @@ impl Run<'_> {
                     return Ok(());
                 }
                 let provider = self.engine.provider(&d.type_token)?;
-                let op = self.pending(
-                    PendingKind::Update,
-                    &step.urn,
-                    &d.type_token,
-                    Some(prior.id.clone()),
-                    Value::Null,
-                    false,
-                );
+                let op = Self::pending(PendingKind::Update, &step.urn, Some(prior.id.clone()), Value::Null, false);
                 self.write(vec![Change::PutPending(op.clone())]).await?;
                 let outputs = provider
                     .update(ctx, &prior.id, &value::reveal(&prior.inputs), &value::reveal(&inputs))
                     .await
                     .map_err(|e| format!("update failed: {e}"))?;
                 let rec = record(d, prior.id.clone(), inputs, outputs);
-                let mut changes = vec![Change::PutResource(rec.clone()), Change::ClearPending(op.id)];
+                let mut changes = vec![Change::PutResource(rec.clone())];
                 if from != &step.urn {
                     changes.push(Change::RemoveResource(from.clone()));
                 }
@@ -552,7 +536,7 @@ impl Run<'_> {
         let provider = self.engine.provider(&d.type_token)?;
         let ctx = Context { urn: &d.urn, stack: &self.engine.stack };
         let revealed = value::reveal(&inputs);
-        let op = self.pending(PendingKind::Create, &d.urn, &d.type_token, None, provider.identity(&revealed), false);
+        let op = Self::pending(PendingKind::Create, &d.urn, None, provider.identity(&revealed), false);
         self.write(vec![Change::PutPending(op.clone())]).await?;
         let created = provider.create(ctx, &revealed).await.map_err(|e| format!("create failed: {e}"))?;
         let rec = record(d, created.id, inputs, created.outputs);
@@ -564,7 +548,6 @@ impl Run<'_> {
             }
         }
         changes.push(Change::PutResource(rec.clone()));
-        changes.push(Change::ClearPending(op.id));
         self.write(changes).await?;
         let mut live = self.live.lock().expect("lock poisoned");
         if let Some(old) = replacing {
@@ -578,11 +561,11 @@ impl Run<'_> {
     async fn delete(&self, r: &ResourceState, retired: bool) -> Result<(), String> {
         let provider = self.engine.provider(&r.type_token)?;
         let ctx = Context { urn: &r.urn, stack: &self.engine.stack };
-        let op = self.pending(PendingKind::Delete, &r.urn, &r.type_token, Some(r.id.clone()), Value::Null, retired);
+        let op = Self::pending(PendingKind::Delete, &r.urn, Some(r.id.clone()), Value::Null, retired);
         self.write(vec![Change::PutPending(op.clone())]).await?;
         provider.delete(ctx, &r.id, &value::reveal(&r.inputs)).await.map_err(|e| format!("delete failed: {e}"))?;
         let remove = if retired { Change::RemoveRetired(r.urn.clone()) } else { Change::RemoveResource(r.urn.clone()) };
-        self.write(vec![remove, Change::ClearPending(op.id)]).await?;
+        self.write(vec![remove]).await?;
         let mut live = self.live.lock().expect("lock poisoned");
         if retired {
             live.retired.remove(&r.urn);

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -118,7 +119,9 @@ impl Step {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Plan {
     pub stack: String,
+    /// What changes. Unchanged resources have no step; they are only counted.
     pub steps: Vec<Step>,
+    pub unchanged: usize,
     /// Stack outputs whose value changes (known ones only).
     #[serde(skip_serializing_if = "BTreeSet::is_empty")]
     pub changed_outputs: BTreeSet<String>,
@@ -196,6 +199,25 @@ fn set_path(target: &mut Value, path: &str, new: Option<Value>) {
     }
 }
 
+/// Whether `desired`, with its outputs resolved by `lookup`, equals `prior`.
+fn resolved_eq(desired: &Value, prior: &Value, lookup: &dyn Fn(&str, &str) -> Option<Value>) -> bool {
+    if let Some((urn, path)) = value::output_ref_parts(desired) {
+        return lookup(urn, path).is_some_and(|v| &v == prior);
+    }
+    if value::marker(desired, value::CONCAT).is_some() {
+        return &value::resolve(desired, &|o: &OutputRef| lookup(o.urn.as_str(), &o.path)) == prior;
+    }
+    match (desired, prior) {
+        (Value::Object(a), Value::Object(b)) => {
+            a.len() == b.len() && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| resolved_eq(v, w, lookup)))
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(v, w)| resolved_eq(v, w, lookup))
+        }
+        (a, b) => a == b,
+    }
+}
+
 /// Differences between new inputs (possibly with unknowns) and old ones, leaf by leaf.
 pub fn diff(old: &Value, new: &Value, replace_on_change: &[String]) -> Vec<PropertyDiff> {
     let mut out = Vec::new();
@@ -256,16 +278,24 @@ fn leaf(path: String, old: Option<&Value>, new: &Value) -> PropertyDiff {
 /// Plans `desired` against `prior`.
 pub fn plan(desired: &Desired, prior: &StackState) -> Result<Plan, PlanError> {
     let resources: Vec<&DesiredResource> = desired.resources.values().collect();
-    let index: HashMap<&Urn, usize> = resources.iter().enumerate().map(|(i, r)| (&r.urn, i)).collect();
-    let order = topological_order(&resources, &index)?;
+    let mut index: FastMap<&str, usize> = FastMap::default();
+    index.reserve(resources.len());
+    index.extend(resources.iter().enumerate().map(|(i, r)| (r.urn.as_str(), i)));
+    let deps = dependency_edges(&resources, &index);
+    let order = topological_order(&resources, &deps)?;
 
     // Which state record each desired resource takes over (its own, or an alias's).
-    let mut claimed: HashMap<&Urn, &Urn> = HashMap::new(); // prior urn -> desired urn
+    // Records claimed through an alias: prior urn -> desired urn.
+    let mut alias_claims: FastMap<&Urn, &Urn> = FastMap::default();
+    let mut direct_claims = 0;
     let mut prior_of: Vec<Option<&ResourceState>> = vec![None; resources.len()];
+    // Both sides are ordered by URN: pair them in one pass.
+    let mut prior_iter = prior.resources.values().peekable();
     for (i, r) in resources.iter().enumerate() {
-        if let Some(p) = prior.resources.get(&r.urn) {
+        while prior_iter.next_if(|p| p.urn < r.urn).is_some() {}
+        if let Some(p) = prior_iter.next_if(|p| p.urn == r.urn) {
             prior_of[i] = Some(p);
-            claimed.insert(&p.urn, &r.urn);
+            direct_claims += 1;
         }
     }
     for (i, r) in resources.iter().enumerate() {
@@ -273,11 +303,11 @@ pub fn plan(desired: &Desired, prior: &StackState) -> Result<Plan, PlanError> {
             continue;
         }
         for alias in &r.aliases {
-            if index.contains_key(alias) {
+            if index.contains_key(alias.as_str()) {
                 continue; // still declared under that name: not a rename
             }
             if let Some(p) = prior.resources.get(alias) {
-                if let Some(other) = claimed.get(alias) {
+                if let Some(other) = alias_claims.get(alias) {
                     if *other != &r.urn {
                         return Err(PlanError::AliasConflict {
                             alias: alias.clone(),
@@ -287,7 +317,7 @@ pub fn plan(desired: &Desired, prior: &StackState) -> Result<Plan, PlanError> {
                     }
                 }
                 prior_of[i] = Some(p);
-                claimed.insert(&p.urn, &r.urn);
+                alias_claims.insert(&p.urn, &r.urn);
                 break;
             }
         }
@@ -295,21 +325,32 @@ pub fn plan(desired: &Desired, prior: &StackState) -> Result<Plan, PlanError> {
 
     let mut ops: Vec<Op> = vec![Op::Same; resources.len()];
     let mut steps: Vec<Step> = Vec::with_capacity(resources.len() + prior.retired.len());
+    // usize::MAX: the resource is unchanged and has no step.
     let mut step_of_desired: Vec<usize> = vec![usize::MAX; resources.len()];
+    let mut unchanged = 0;
     let mut protected = Vec::new();
 
     for &i in &order {
         let r = resources[i];
         let p = prior_of[i];
-        let lookup = |o: &OutputRef| -> Option<Value> {
-            let j = *index.get(&o.urn)?;
+        let lookup_parts = |urn: &str, path: &str| -> Option<Value> {
+            let j = *index.get(urn)?;
             if ops[j] != Op::Same {
                 return None;
             }
-            prior_of[j].and_then(|p| value::lookup_output(&p.outputs, &o.path))
+            prior_of[j].and_then(|p| value::lookup_output(&p.outputs, path))
         };
+        let lookup = |o: &OutputRef| lookup_parts(o.urn.as_str(), &o.path);
         let (op, diffs) = match p {
             None => (Op::Create, Vec::new()),
+            // The common case, unchanged, is decided without building the resolved inputs.
+            Some(p)
+                if p.type_token == r.type_token
+                    && r.ignore_changes.is_empty()
+                    && resolved_eq(&r.inputs, &p.inputs, &lookup_parts) =>
+            {
+                (Op::Same, Vec::new())
+            }
             Some(p) => {
                 let inputs = effective_inputs(r, Some(p), &lookup);
                 if p.type_token != r.type_token {
@@ -346,6 +387,11 @@ pub fn plan(desired: &Desired, prior: &StackState) -> Result<Plan, PlanError> {
                     || p.delete_before_replace != r.delete_before_replace
                     || p.dependencies != r.dependencies
             });
+        if op == Op::Same && !state_only {
+            // Nothing to do and nothing to wait for: no step.
+            unchanged += 1;
+            continue;
+        }
         step_of_desired[i] = steps.len();
         steps.push(Step {
             urn: r.urn.clone(),
@@ -359,23 +405,77 @@ pub fn plan(desired: &Desired, prior: &StackState) -> Result<Plan, PlanError> {
     }
 
     // Ordering among desired steps: after each dependency's step.
-    for (i, r) in resources.iter().enumerate() {
+    for i in 0..resources.len() {
+        if step_of_desired[i] == usize::MAX {
+            continue;
+        }
         let mut after: Vec<usize> =
-            r.dependencies.iter().filter_map(|d| index.get(d)).map(|&j| step_of_desired[j]).collect();
+            deps.of(i).iter().map(|&j| step_of_desired[j]).filter(|&s| s != usize::MAX).collect();
         after.sort_unstable();
         after.dedup();
         steps[step_of_desired[i]].after = after;
     }
 
-    // Who depended on what in state: deletes wait for their dependents' steps.
+    // Deletes and replacements wait for the steps of what depends on them; plans without
+    // either (the common case) skip building the reverse edges.
+    let any_replace = ops.iter().any(|op| matches!(op, Op::Replace | Op::ReplaceDeleteFirst));
+    if direct_claims + alias_claims.len() < prior.resources.len() || !prior.retired.is_empty() || any_replace {
+        let claimed: FastMap<&Urn, &Urn> =
+            prior_of.iter().zip(&resources).filter_map(|(p, r)| p.map(|p| (&p.urn, &r.urn))).collect();
+        order_deletes(prior, &resources, &index, &claimed, &ops, &step_of_desired, &mut steps, &mut protected);
+    }
+
+    if !protected.is_empty() {
+        protected.sort();
+        return Err(PlanError::Protected(protected));
+    }
+
+    let changed_outputs = desired
+        .outputs
+        .iter()
+        .filter(|(name, v)| {
+            let resolved = value::resolve(v, &|o: &OutputRef| {
+                let j = *index.get(o.urn.as_str())?;
+                if ops[j] != Op::Same {
+                    return None;
+                }
+                prior_of[j].and_then(|p| value::lookup_output(&p.outputs, &o.path))
+            });
+            prior.outputs.get(*name) != Some(&resolved)
+        })
+        .map(|(name, _)| name.clone())
+        .chain(prior.outputs.keys().filter(|k| !desired.outputs.contains_key(*k)).cloned())
+        .collect();
+
+    Ok(Plan { stack: desired.stack.clone(), steps, unchanged, changed_outputs })
+}
+
+/// Adds the delete steps of state records the program no longer claims, of replaced copies
+/// left by earlier runs and of replacements made now, each after the steps of whatever
+/// depends on it (in state or in the program).
+#[allow(clippy::too_many_arguments)]
+fn order_deletes<'a>(
+    prior: &'a StackState,
+    resources: &[&'a DesiredResource],
+    index: &FastMap<&'a str, usize>,
+    claimed: &FastMap<&'a Urn, &'a Urn>,
+    ops: &[Op],
+    step_of_desired: &[usize],
+    steps: &mut Vec<Step>,
+    protected: &mut Vec<(Urn, Op)>,
+) {
+    // Who depended on what in state.
     let mut prior_dependents: HashMap<&Urn, Vec<&Urn>> = HashMap::new();
     for p in prior.resources.values() {
         for d in &p.dependencies {
             prior_dependents.entry(d).or_default().push(&p.urn);
         }
     }
-    let step_of_prior: HashMap<&Urn, usize> =
-        claimed.iter().map(|(prior_urn, desired_urn)| (*prior_urn, step_of_desired[index[desired_urn]])).collect();
+    let step_of_prior: HashMap<&Urn, usize> = claimed
+        .iter()
+        .map(|(prior_urn, desired_urn)| (*prior_urn, step_of_desired[index[desired_urn.as_str()]]))
+        .filter(|(_, s)| *s != usize::MAX)
+        .collect();
 
     // Deletes: state records the program no longer claims.
     let mut delete_step: HashMap<&Urn, usize> = HashMap::new();
@@ -414,7 +514,9 @@ pub fn plan(desired: &Desired, prior: &StackState) -> Result<Plan, PlanError> {
     let mut desired_dependents: HashMap<&Urn, Vec<usize>> = HashMap::new();
     for (i, r) in resources.iter().enumerate() {
         for d in &r.dependencies {
-            desired_dependents.entry(d).or_default().push(step_of_desired[i]);
+            if step_of_desired[i] != usize::MAX {
+                desired_dependents.entry(d).or_default().push(step_of_desired[i]);
+            }
         }
     }
     let waits_for_dependents = |urn: &Urn, extra: Option<usize>| -> Vec<usize> {
@@ -471,30 +573,6 @@ pub fn plan(desired: &Desired, prior: &StackState) -> Result<Plan, PlanError> {
             });
         }
     }
-
-    if !protected.is_empty() {
-        protected.sort();
-        return Err(PlanError::Protected(protected));
-    }
-
-    let changed_outputs = desired
-        .outputs
-        .iter()
-        .filter(|(name, v)| {
-            let resolved = value::resolve(v, &|o: &OutputRef| {
-                let j = *index.get(&o.urn)?;
-                if ops[j] != Op::Same {
-                    return None;
-                }
-                prior_of[j].and_then(|p| value::lookup_output(&p.outputs, &o.path))
-            });
-            prior.outputs.get(*name) != Some(&resolved)
-        })
-        .map(|(name, _)| name.clone())
-        .chain(prior.outputs.keys().filter(|k| !desired.outputs.contains_key(*k)).cloned())
-        .collect();
-
-    Ok(Plan { stack: desired.stack.clone(), steps, changed_outputs })
 }
 
 fn replace_op(r: &DesiredResource) -> Op {
@@ -505,27 +583,85 @@ fn replace_op(r: &DesiredResource) -> Op {
     }
 }
 
-/// Kahn's algorithm over the desired graph; a cycle is reported by its members, in order.
-pub fn topological_order(
-    resources: &[&DesiredResource],
-    index: &HashMap<&Urn, usize>,
-) -> Result<Vec<usize>, PlanError> {
-    let n = resources.len();
-    let mut indegree = vec![0usize; n];
-    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for (i, r) in resources.iter().enumerate() {
-        for d in &r.dependencies {
-            if let Some(&j) = index.get(d) {
-                indegree[i] += 1;
-                dependents[j].push(i);
-            }
+/// The Fx hash (rustc's): much faster than SipHash on URNs, which come from the program,
+/// not from an adversary.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(c.try_into().expect("8 bytes"))).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
         }
     }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// Adjacency lists in one allocation: the targets of node `i` are
+/// `targets[offsets[i]..offsets[i + 1]]`.
+pub(crate) struct Edges {
+    offsets: Vec<usize>,
+    targets: Vec<usize>,
+}
+
+impl Edges {
+    pub(crate) fn of(&self, i: usize) -> &[usize] {
+        &self.targets[self.offsets[i]..self.offsets[i + 1]]
+    }
+
+    /// The same edges, reversed.
+    fn reversed(&self) -> Edges {
+        let n = self.offsets.len() - 1;
+        let mut counts = vec![0usize; n + 1];
+        for &t in &self.targets {
+            counts[t + 1] += 1;
+        }
+        for i in 0..n {
+            counts[i + 1] += counts[i];
+        }
+        let mut fill = counts.clone();
+        let mut targets = vec![0; self.targets.len()];
+        for i in 0..n {
+            for &t in self.of(i) {
+                targets[fill[t]] = i;
+                fill[t] += 1;
+            }
+        }
+        Edges { offsets: counts, targets }
+    }
+}
+
+/// Each resource's dependencies, as indices into `resources`.
+fn dependency_edges(resources: &[&DesiredResource], index: &FastMap<&str, usize>) -> Edges {
+    let mut offsets = Vec::with_capacity(resources.len() + 1);
+    let mut targets = Vec::with_capacity(resources.iter().map(|r| r.dependencies.len()).sum());
+    offsets.push(0);
+    for r in resources {
+        targets.extend(r.dependencies.iter().filter_map(|d| index.get(d.as_str()).copied()));
+        offsets.push(targets.len());
+    }
+    Edges { offsets, targets }
+}
+
+/// Kahn's algorithm over the desired graph; a cycle is reported by its members, in order.
+fn topological_order(resources: &[&DesiredResource], deps: &Edges) -> Result<Vec<usize>, PlanError> {
+    let n = resources.len();
+    let dependents = deps.reversed();
+    let mut indegree: Vec<usize> = (0..n).map(|i| deps.of(i).len()).collect();
     let mut queue: VecDeque<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
     let mut order = Vec::with_capacity(n);
     while let Some(i) = queue.pop_front() {
         order.push(i);
-        for &j in &dependents[i] {
+        for &j in dependents.of(i) {
             indegree[j] -= 1;
             if indegree[j] == 0 {
                 queue.push_back(j);
@@ -548,10 +684,10 @@ pub fn topological_order(
         }
         seen.insert(current, path.len());
         path.push(current);
-        current = resources[current]
-            .dependencies
+        current = deps
+            .of(current)
             .iter()
-            .filter_map(|d| index.get(d).copied())
+            .copied()
             .find(|&j| indegree[j] > 0)
             .expect("an unfinished node has an unfinished dependency");
     }

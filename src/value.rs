@@ -75,6 +75,12 @@ pub fn as_output_ref(value: &Value) -> Option<OutputRef> {
     Some(OutputRef { urn: Urn::from(urn), path: path.to_string() })
 }
 
+/// The (urn, path) of an output marker, borrowed: no allocation on hot paths.
+pub fn output_ref_parts(value: &Value) -> Option<(&str, &str)> {
+    let inner = marker(value, OUTPUT)?;
+    Some((inner.get("urn")?.as_str()?, inner.get("path")?.as_str()?))
+}
+
 /// Wraps a value as secret (idempotent).
 pub fn secret(value: Value) -> Value {
     if marker(&value, SECRET).is_some() {

@@ -42,18 +42,13 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// A policy that never retries.
     pub fn none() -> Self {
-        RetryPolicy {
-            max_attempts: 1,
-            ..RetryPolicy::default()
-        }
+        RetryPolicy { max_attempts: 1, ..RetryPolicy::default() }
     }
 
     /// Delay before retry number `retry` (1-based).
     pub(crate) fn backoff(&self, retry: u32) -> Duration {
         let factor = 1u32.checked_shl(retry.saturating_sub(1)).unwrap_or(u32::MAX);
-        self.initial_backoff
-            .saturating_mul(factor)
-            .min(self.max_backoff)
+        self.initial_backoff.saturating_mul(factor).min(self.max_backoff)
     }
 }
 
@@ -126,10 +121,7 @@ impl Config {
     /// Default configuration pointing at `address` (`host:port`,
     /// `http://host:port` or `https://host:port`).
     pub fn new(address: &str) -> Result<Self, Error> {
-        Ok(Config {
-            address: parse_address(address, false, "address")?,
-            ..Config::default()
-        })
+        Ok(Config { address: parse_address(address, false, "address")?, ..Config::default() })
     }
 
     /// Sets the ACL token.
@@ -145,11 +137,7 @@ impl Config {
     }
 
     /// Sets the client certificate and key files (PEM) for mutual TLS.
-    pub fn with_client_identity(
-        mut self,
-        cert: impl Into<PathBuf>,
-        key: impl Into<PathBuf>,
-    ) -> Self {
+    pub fn with_client_identity(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
         self.client_cert = Some(cert.into());
         self.client_key = Some(key.into());
         self
@@ -196,9 +184,8 @@ impl Config {
         F: Fn(&str) -> Option<String>,
     {
         let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let bool_var = |name: &str| -> Result<Option<bool>, Error> {
-            var(name).map(|v| parse_bool(name, &v)).transpose()
-        };
+        let bool_var =
+            |name: &str| -> Result<Option<bool>, Error> { var(name).map(|v| parse_bool(name, &v)).transpose() };
 
         let use_https = bool_var("CONSUL_HTTP_SSL")?.unwrap_or(false);
         let address = match var("CONSUL_HTTP_ADDR") {
@@ -222,9 +209,7 @@ fn parse_bool(name: &str, value: &str) -> Result<bool, Error> {
     match value.trim().to_ascii_lowercase().as_str() {
         "true" | "1" => Ok(true),
         "false" | "0" => Ok(false),
-        _ => Err(Error::config(format!(
-            "{name} must be true, false, 1 or 0, got {value:?}"
-        ))),
+        _ => Err(Error::config(format!("{name} must be true, false, 1 or 0, got {value:?}"))),
     }
 }
 
@@ -260,10 +245,7 @@ mod tests {
     use super::*;
 
     fn from(vars: &[(&str, &str)]) -> Result<Config, Error> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|name| map.get(name).cloned())
     }
 

@@ -11,11 +11,11 @@ pub(crate) fn format(d: Duration) -> String {
     let nanos = d.as_nanos();
     if nanos == 0 {
         "0s".to_owned()
-    } else if nanos % 1_000_000_000 == 0 {
+    } else if nanos.is_multiple_of(1_000_000_000) {
         format!("{}s", d.as_secs())
-    } else if nanos % 1_000_000 == 0 {
+    } else if nanos.is_multiple_of(1_000_000) {
         format!("{}ms", d.as_millis())
-    } else if nanos % 1_000 == 0 {
+    } else if nanos.is_multiple_of(1_000) {
         format!("{}us", d.as_micros())
     } else {
         format!("{nanos}ns")
@@ -37,17 +37,13 @@ pub(crate) fn parse(s: &str) -> Option<Duration> {
     let mut rest = s;
     let mut total = 0f64;
     while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
         if num_len == 0 {
             return None;
         }
         let value: f64 = rest[..num_len].parse().ok()?;
         rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
         let nanos_per_unit = match &rest[..unit_len] {
             "ns" => 1e0,
             "us" | "µs" | "μs" => 1e3,
@@ -98,12 +94,7 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        for d in [
-            Duration::ZERO,
-            Duration::from_secs(86400),
-            Duration::from_millis(1),
-            Duration::from_millis(10_250),
-        ] {
+        for d in [Duration::ZERO, Duration::from_secs(86400), Duration::from_millis(1), Duration::from_millis(10_250)] {
             assert_eq!(parse(&format(d)), Some(d));
         }
     }

@@ -22,6 +22,19 @@ pub enum Error {
         message: String,
     },
 
+    /// A key cannot be addressed through Consul's HTTP path: it has an empty
+    /// (`a//b`, `/a`), `.` or `..` segment, which the agent would redirect to
+    /// a different key. The request was not sent.
+    #[error("consul {operation} {key:?}: invalid key: {reason}")]
+    InvalidKey {
+        /// The operation that was attempted.
+        operation: &'static str,
+        /// The rejected key or prefix.
+        key: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+
     /// Consul answered with an unexpected HTTP status.
     #[error("consul {operation}{}: HTTP {status}: {}", fmt_key(.key), fmt_body(.message))]
     Http {
@@ -85,9 +98,7 @@ impl Error {
     }
 
     pub(crate) fn config(message: impl Into<String>) -> Self {
-        Error::Config {
-            message: message.into(),
-        }
+        Error::Config { message: message.into() }
     }
 }
 
@@ -126,11 +137,7 @@ fn fmt_txn_errors(errors: &[TxnError]) -> String {
     if errors.is_empty() {
         return "no error details".to_owned();
     }
-    errors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
+    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
 }
 
 #[cfg(test)]
@@ -145,18 +152,10 @@ mod tests {
             status: StatusCode::FORBIDDEN,
             message: "Permission denied".into(),
         };
-        assert_eq!(
-            e.to_string(),
-            "consul kv put \"a/b\": HTTP 403 Forbidden: Permission denied"
-        );
+        assert_eq!(e.to_string(), "consul kv put \"a/b\": HTTP 403 Forbidden: Permission denied");
         assert_eq!(e.status(), Some(StatusCode::FORBIDDEN));
 
-        let e = Error::TxnFailed {
-            errors: vec![TxnError {
-                op_index: 1,
-                what: "boom".into(),
-            }],
-        };
+        let e = Error::TxnFailed { errors: vec![TxnError { op_index: 1, what: "boom".into() }] };
         assert_eq!(e.to_string(), "consul txn rolled back: operation 1: boom");
         assert_eq!(
             Error::TxnTooLarge { ops: 65 }.to_string(),

@@ -690,7 +690,7 @@ async fn state_command<C: DeserializeOwned>(program: &Program<C>, command: State
                 println!("{}  {}  {}  (replaced, to delete)", r.urn, r.type_token, r.id);
             }
             for p in state.pending.values() {
-                println!("{}  {}  (pending {:?} since {})", p.urn, p.type_token, p.kind, p.started);
+                println!("{}  {}  (pending {:?} since {})", p.urn, p.urn.type_token(), p.kind, p.started);
             }
             Ok(0)
         }

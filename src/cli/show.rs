@@ -86,7 +86,7 @@ pub fn counts(plan: &Plan) -> String {
             if plan.changed_outputs.len() == 1 { "" } else { "s" }
         ));
     }
-    let same = plan.steps.iter().filter(|s| s.op == Op::Same && !s.state_only).count();
+    let same = plan.unchanged;
     if parts.is_empty() {
         return format!("no changes ({same} unchanged)");
     }

@@ -52,13 +52,13 @@ pub enum PendingKind {
 
 /// An operation recorded before a provider call and cleared after its result is saved. One
 /// left behind means the run died in between; the next run reads the resource back.
+///
+/// A URN has at most one pending operation at a time (the plan orders every step of a URN), so
+/// pending operations are keyed by URN, and the change that records a step's result clears it.
+/// Kept small: it is written once per step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PendingOp {
-    /// Unique per operation.
-    pub id: String,
     pub urn: Urn,
-    #[serde(rename = "type")]
-    pub type_token: String,
     pub kind: PendingKind,
     /// The provider id, for updates and deletes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -92,7 +92,7 @@ pub struct StackState {
     #[serde(default)]
     pub retired: BTreeMap<Urn, ResourceState>,
     #[serde(default)]
-    pub pending: BTreeMap<String, PendingOp>,
+    pub pending: BTreeMap<Urn, PendingOp>,
     #[serde(default)]
     pub outputs: BTreeMap<String, Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -114,23 +114,28 @@ impl StackState {
 
     pub fn apply(&mut self, change: &Change) {
         match change {
-            Change::PutResource(r) => {
-                self.resources.insert(r.urn.clone(), r.clone());
+            // A step's result supersedes its pending record.
+            Change::PutResource(r) | Change::PutRetired(r) => {
+                self.pending.remove(&r.urn);
+                if matches!(change, Change::PutResource(_)) {
+                    self.resources.insert(r.urn.clone(), r.clone());
+                } else {
+                    self.retired.insert(r.urn.clone(), r.clone());
+                }
             }
             Change::RemoveResource(urn) => {
+                self.pending.remove(urn);
                 self.resources.remove(urn);
             }
-            Change::PutRetired(r) => {
-                self.retired.insert(r.urn.clone(), r.clone());
-            }
             Change::RemoveRetired(urn) => {
+                self.pending.remove(urn);
                 self.retired.remove(urn);
             }
             Change::PutPending(p) => {
-                self.pending.insert(p.id.clone(), p.clone());
+                self.pending.insert(p.urn.clone(), p.clone());
             }
-            Change::ClearPending(id) => {
-                self.pending.remove(id);
+            Change::ClearPending(urn) => {
+                self.pending.remove(urn);
             }
             Change::PutOutputs(o) => self.outputs = o.clone(),
             Change::PutSecrets(s) => self.secrets = Some(s.clone()),
@@ -142,7 +147,8 @@ impl StackState {
     }
 }
 
-/// One change to a stack's state. A step writes a small batch of these, atomically.
+/// One change to a stack's state. A step writes a small batch of these, atomically. Putting or
+/// removing a resource also clears the pending operation of its URN.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", content = "value", rename_all = "snake_case")]
 pub enum Change {
@@ -151,7 +157,7 @@ pub enum Change {
     PutRetired(ResourceState),
     RemoveRetired(Urn),
     PutPending(PendingOp),
-    ClearPending(String),
+    ClearPending(Urn),
     PutOutputs(BTreeMap<String, Value>),
     PutSecrets(SecretsMeta),
 }

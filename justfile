@@ -1,0 +1,53 @@
+# cairn's entry point for people and CI. `just` lists the recipes.
+#
+# Environments are passed as `env=<name>` anywhere after the recipe: `just deploy env=prod`.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Show the recipes.
+default:
+    @just --list
+
+# Write the canonical document and rendered files of an environment to render/<env>.
+render *args:
+    @scripts/cairn render {{args}}
+
+# Show what a deploy would change (`--format markdown`, `--detailed-exitcode` pass through).
+preview *args:
+    @scripts/cairn preview {{args}}
+
+# Deploy an environment (dev: no confirmation; others ask, or need --yes).
+deploy *args:
+    @scripts/cairn deploy {{args}}
+
+# Delete every resource of an environment.
+destroy *args:
+    @scripts/cairn destroy {{args}}
+
+# Any other cairn command: `just cairn outputs env=dev --json`.
+cairn command *args:
+    @scripts/cairn {{command}} {{args}}
+
+# Install the tools the recipes and tests need (just, cargo-insta, Consul).
+tools:
+    scripts/install-tools.sh
+    scripts/install-consul.sh >/dev/null
+
+# Format and lint checks, as CI runs them.
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# Build everything and run every test, including the snapshot check.
+test: tools
+    cargo build --workspace --all-targets --locked
+    cargo test --workspace --locked
+    cargo insta test -p cairn-tests --test snapshots --check --locked
+
+# Review changed snapshots, one by one.
+review: tools
+    cargo insta review
+
+# Run a benchmark area (engine), printing `BENCH <name> <value>` lines.
+bench area:
+    cargo run --release --locked -p cairn-tests --bin bench-{{area}}

@@ -1,0 +1,198 @@
+//! `just bench engine`: the engine's performance figures, one `BENCH <name> <value>` line each.
+//!
+//! - `plan_10k_ms`: time to plan 10,000 resources (1% changed) against their state: the
+//!   fastest of several runs, since noise on a shared machine only ever adds time.
+//! - `plan_scaling_100k_over_10k`: the same for 100,000 divided by 10,000.
+//! - `plan_100k_peak_rss_mib`: peak resident memory of a process that builds and plans
+//!   100,000 resources (measured in a child process, from `VmHWM`).
+//! - `apply_speedup`: 1,000 independent resources with 20 ms provider latency, serial time
+//!   divided by `--parallel 32` time, through the file state backend.
+//! - `file_state_write_amplification`: bytes written to the state directory while applying
+//!   2,000 resources one step at a time, divided by the final state size.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cairn::apply::Engine;
+use cairn::provider::Registry;
+use cairn::stack::{Desired, DesiredResource};
+use cairn::state::file::FileBackend;
+use cairn::state::{LockInfo, ResourceState, StackState, StateBackend};
+use cairn::value::OutputRef;
+use cairn::{Stack, Urn};
+use cairn_tests::{Thing, ThingProvider};
+use serde_json::json;
+
+fn urn(i: usize) -> Urn {
+    Urn::from(format!("bench/group-{}/test:Thing/r{i}", i % 50))
+}
+
+/// `n` resources, each but the first depending on resource `i / 10` through an output, and
+/// their state as of the last deploy with 1% of the values changed since.
+fn graph(n: usize) -> (Desired, StackState) {
+    let mut desired = Desired { stack: "bench".into(), ..Desired::default() };
+    let mut state = StackState::empty("bench");
+    for i in 0..n {
+        let parent = (i > 0).then_some(i / 10);
+        let mut inputs = json!({"key": "k", "value": format!("value-{i}")});
+        let mut deployed = inputs.clone();
+        let mut dependencies = BTreeSet::new();
+        if let Some(p) = parent {
+            inputs["parent"] = OutputRef { urn: urn(p), path: "token".into() }.to_value();
+            deployed["parent"] = json!(format!("tok-{p}"));
+            dependencies.insert(urn(p));
+        }
+        if i % 100 == 7 {
+            inputs["value"] = json!(format!("changed-{i}"));
+        }
+        desired.resources.insert(
+            urn(i),
+            DesiredResource {
+                urn: urn(i),
+                type_token: "test:Thing".into(),
+                inputs,
+                dependencies: dependencies.clone(),
+                protect: false,
+                retain_on_delete: false,
+                ignore_changes: vec![],
+                aliases: vec![],
+                delete_before_replace: false,
+                replace_on_change: vec!["key".into()],
+                secret_outputs: vec![],
+            },
+        );
+        state.resources.insert(
+            urn(i),
+            ResourceState {
+                urn: urn(i),
+                type_token: "test:Thing".into(),
+                id: format!("id-{i}"),
+                inputs: deployed,
+                outputs: json!({"token": format!("tok-{i}")}),
+                dependencies,
+                protect: false,
+                retain_on_delete: false,
+                delete_before_replace: false,
+            },
+        );
+    }
+    (desired, state)
+}
+
+fn fastest(v: Vec<f64>) -> f64 {
+    v.into_iter().fold(f64::INFINITY, f64::min)
+}
+
+fn plan_ms(n: usize, runs: usize) -> f64 {
+    let (desired, state) = graph(n);
+    // One warm-up run, then the fastest of `runs`.
+    cairn::plan::plan(&desired, &state).expect("plan");
+    let times = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            let plan = cairn::plan::plan(&desired, &state).expect("plan");
+            let elapsed = start.elapsed().as_secs_f64() * 1000.0;
+            assert!(plan.has_changes());
+            elapsed
+        })
+        .collect();
+    fastest(times)
+}
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM");
+    kib / 1024.0
+}
+
+fn things(n: usize) -> Desired {
+    let mut stack = Stack::new("bench", "apply");
+    for i in 0..n {
+        stack.add(&format!("t{i}"), Thing { key: None, value: format!("value-{i}").into() });
+    }
+    stack.finish().expect("bench stack")
+}
+
+/// Applies `desired` from scratch; returns (seconds, bytes written, final state size).
+async fn apply(desired: &Desired, parallel: usize, latency: Duration) -> (f64, u64, u64) {
+    let dir = tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| "/var/tmp".into())).expect("tempdir");
+    let backend = FileBackend::new(dir.path().join("state"), &desired.stack);
+    let provider = ThingProvider::new(dir.path().join("world"), latency, BTreeSet::new());
+    let engine = Engine {
+        registry: Registry::new().with(provider),
+        stack: desired.stack.clone(),
+        secrets: None,
+        parallel,
+        events: Arc::new(|_| {}),
+    };
+    let mut session = backend.lock(LockInfo::new("bench"), None).await.expect("lock");
+    let prior = session.load().await.expect("load");
+    let plan = cairn::plan::plan(desired, &prior).expect("plan");
+    let (_tx, cancel) = tokio::sync::watch::channel(false);
+    let start = Instant::now();
+    let outcome = engine.apply(session.as_ref(), &plan, desired, &prior, cancel).await;
+    let elapsed = start.elapsed().as_secs_f64();
+    assert!(outcome.succeeded(), "{outcome:?}");
+    session.release().await.expect("release");
+    let size = std::fs::metadata(backend.dir().join("state.json")).expect("state.json").len();
+    (elapsed, backend.bytes_written(), size)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--plan-rss") {
+        let n: usize = args[2].parse().expect("n");
+        let (desired, state) = graph(n);
+        // `--plan-rss N K`: plan K times (for profiling); the default is once.
+        let times: usize = args.get(3).and_then(|k| k.parse().ok()).unwrap_or(1);
+        for _ in 0..times {
+            let plan = cairn::plan::plan(&desired, &state).expect("plan");
+            assert!(plan.has_changes());
+        }
+        println!("{:.1}", peak_rss_mib());
+        return;
+    }
+
+    // `BENCH_ONLY=plan` or `BENCH_ONLY=apply` runs one half.
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    if only.is_empty() || only == "plan" {
+        bench_plan();
+    }
+    if only.is_empty() || only == "apply" {
+        bench_apply();
+    }
+}
+
+fn bench_plan() {
+    let t10k = plan_ms(10_000, 15);
+    println!("BENCH plan_10k_ms {t10k:.1}");
+    let t100k = plan_ms(100_000, 5);
+    println!("BENCH plan_scaling_100k_over_10k {:.2}", t100k / t10k);
+    let out = std::process::Command::new(std::env::current_exe().expect("exe"))
+        .args(["--plan-rss", "100000"])
+        .output()
+        .expect("run child");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    println!("BENCH plan_100k_peak_rss_mib {}", String::from_utf8_lossy(&out.stdout).trim());
+}
+
+fn bench_apply() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let desired = things(1000);
+        let (serial, _, _) = apply(&desired, 1, Duration::from_millis(20)).await;
+        let (parallel, _, _) = apply(&desired, 32, Duration::from_millis(20)).await;
+        eprintln!("apply of 1000 x 20 ms: serial {serial:.2} s, --parallel 32 {parallel:.2} s");
+        println!("BENCH apply_speedup {:.1}", serial / parallel);
+
+        let desired = things(2000);
+        let (_, written, size) = apply(&desired, 1, Duration::ZERO).await;
+        eprintln!("2000 resources step by step: {written} bytes written, final state {size} bytes");
+        println!("BENCH file_state_write_amplification {:.2}", written as f64 / size as f64);
+    });
+}
