@@ -410,3 +410,82 @@ fn split_tokens(text: &str, holes: &[Hole]) -> (Vec<Part>, String) {
     shown.push_str(rest);
     (parts, shown)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::local::File;
+    use crate::resource::Secret;
+
+    fn file(path: &str) -> File {
+        File { path: path.into(), content: "x".into(), mode: None }
+    }
+
+    #[test]
+    fn a_duplicate_urn_names_both_call_sites() {
+        let mut stack = Stack::new("p", "dev");
+        let mut lines = (0, 0);
+        stack.component("web", |s| {
+            lines.0 = line!() + 1;
+            s.add("index", file("a"));
+            lines.1 = line!() + 1;
+            s.add("index", file("b"));
+        });
+        let errors = stack.finish().unwrap_err();
+        let text = errors.to_string();
+        assert!(text.contains("duplicate resource `p-dev/web/local:File/index`"), "{text}");
+        let first = format!("src/stack.rs:{}:", lines.0);
+        let second = format!("src/stack.rs:{}:", lines.1);
+        assert!(text.contains(&first) && text.contains(&second), "{text}");
+    }
+
+    #[test]
+    fn names_are_validated_and_all_errors_reported() {
+        let mut stack = Stack::new("p", "dev");
+        stack.add("a/b", file("a"));
+        stack.component("", |_| {});
+        let errors = stack.finish().unwrap_err();
+        assert_eq!(errors.0.len(), 2, "{errors}");
+    }
+
+    #[test]
+    fn outputs_record_dependencies_and_render_as_placeholders() {
+        let mut stack = Stack::new("p", "dev");
+        let a = stack.add("a", file("a"));
+        let b = stack.add("b", File { path: "b".into(), content: a.sha256.clone().into(), mode: None });
+        stack.add_with("c", file("c"), Options::new().depends_on(&b));
+        let desired = stack.finish().unwrap();
+        let deps = |n: &str| desired.resources[&Urn::from(format!("p-dev/local:File/{n}"))].dependencies.clone();
+        assert_eq!(deps("b").into_iter().map(|u| u.to_string()).collect::<Vec<_>>(), ["p-dev/local:File/a"]);
+        assert_eq!(deps("c").into_iter().map(|u| u.to_string()).collect::<Vec<_>>(), ["p-dev/local:File/b"]);
+        assert!(crate::render::document(&desired).contains("\"content\": \"${p-dev/local:File/a#sha256}\""));
+    }
+
+    #[test]
+    fn templates_keep_unknowns_and_secrets_out_of_the_rendered_file() {
+        let mut stack = Stack::new("p", "dev");
+        let a = stack.add("a", file("a"));
+        let ctx = serde_json::json!({
+            "hash": a.sha256,
+            "password": Secret::new("hunter2".to_string()),
+            "name": "web",
+        });
+        let text = stack.template("conf/app.ini", "name={{ name }}\nhash={{ hash }}\npassword={{ password }}\n", &ctx);
+        stack.add("conf", File { path: "conf".into(), content: text, mode: None });
+        let desired = stack.finish().unwrap();
+        assert_eq!(desired.files["conf/app.ini"], "name=web\nhash=${p-dev/local:File/a#sha256}\npassword=[secret]\n");
+        let inputs = &desired.resources[&Urn::from("p-dev/local:File/conf")].inputs;
+        assert!(value::has_unknowns(inputs) && value::has_secrets(inputs));
+        let resolved = value::resolve(inputs, &|_| Some(serde_json::json!("abc")));
+        assert_eq!(value::reveal(&resolved)["content"], "name=web\nhash=abc\npassword=hunter2\n");
+        assert!(value::has_secrets(&resolved), "the file's content stays secret");
+    }
+
+    #[test]
+    fn a_bad_template_is_reported_where_it_was_rendered() {
+        let mut stack = Stack::new("p", "dev");
+        stack.template("x.txt", "{{ missing }}", &serde_json::json!({}));
+        let text = stack.finish().unwrap_err().to_string();
+        assert!(text.contains("src/stack.rs:") && text.contains("template `x.txt` failed to render"), "{text}");
+    }
+}
