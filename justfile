@@ -42,7 +42,7 @@ lint:
 test: tools
     cargo build --workspace --all-targets --locked
     cargo test --workspace --locked
-    cargo insta test -p cairn-tests --test snapshots --check --locked
+    cargo insta test -p cairn-tests --test snapshots --check
 
 # Review changed snapshots, one by one.
 review: tools

@@ -25,6 +25,7 @@ use crate::apply::{Engine, DEFAULT_PARALLEL};
 use crate::provider::Registry;
 use crate::secrets::{self, SecretBox};
 use crate::stack::{Desired, Stack};
+use crate::state::consul::ConsulBackend;
 use crate::state::file::FileBackend;
 use crate::state::{Change, LockInfo, StackState, StateBackend, StateSession};
 use show::Style;
@@ -112,7 +113,9 @@ struct Common {
     /// The environment: reads `<config-dir>/<env>.toml`; the stack is `<program>-<env>`.
     #[arg(long, short, env = "CAIRN_ENV")]
     env: String,
-    /// Where state is kept: a directory (default `.cairn`) or `file://<dir>`.
+    /// Where state is kept: a directory (default `.cairn`), `file://<dir>`, or
+    /// `consul://[host:port]/<prefix>[?ttl=15s&lock_delay=1s&takeover=5s]` (token and TLS from
+    /// the `CONSUL_*` variables).
     #[arg(long, env = "CAIRN_STATE", default_value = ".cairn")]
     state: String,
     /// Where `<env>.toml` is read from (default: the program's own config directory).
@@ -272,6 +275,23 @@ enum StateCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Move the stack's state to another backend (under both locks), e.g.
+    /// `--to consul://127.0.0.1:8500/cairn` or `--to .cairn`.
+    Migrate {
+        #[command(flatten)]
+        common: Common,
+        /// The destination, in the same forms as --state.
+        #[arg(long)]
+        to: String,
+        /// Keep the state in the source too (default: the source is emptied once the copy is
+        /// verified, so that nobody deploys against a stale copy).
+        #[arg(long)]
+        keep_source: bool,
+        #[arg(long, short)]
+        yes: bool,
+        #[command(flatten)]
+        lock: LockArgs,
+    },
     /// Replace the state with an exported one.
     Import {
         #[command(flatten)]
@@ -339,12 +359,20 @@ fn style() -> Style {
 }
 
 fn backend(common: &Common, stack: &str) -> anyhow::Result<Box<dyn StateBackend>> {
-    let spec = common.state.as_str();
+    backend_at(&common.state, stack)
+}
+
+/// The backend a `--state` value names: a directory, `file://<dir>` or
+/// `consul://[host:port]/<prefix>`.
+fn backend_at(spec: &str, stack: &str) -> anyhow::Result<Box<dyn StateBackend>> {
     if let Some(rest) = spec.strip_prefix("file://") {
         return Ok(Box::new(FileBackend::new(rest, stack)));
     }
+    if spec.starts_with("consul://") {
+        return Ok(Box::new(ConsulBackend::from_url(spec, stack)?));
+    }
     if let Some((scheme, _)) = spec.split_once("://") {
-        bail!("state backend `{scheme}://` is not supported by this build; use a directory or file://<dir>");
+        bail!("state backend `{scheme}://` is not supported; use a directory, file://<dir> or consul://<host:port>/<prefix>");
     }
     Ok(Box::new(FileBackend::new(spec, stack)))
 }
@@ -751,6 +779,67 @@ async fn state_command<C: DeserializeOwned>(program: &Program<C>, command: State
                 None => print!("{text}"),
             }
             Ok(0)
+        }
+        StateCommand::Migrate { common, to, keep_source, yes, lock: lock_args } => {
+            let stack = stack_name(program, &common.env)?;
+            let source = backend(&common, &stack)?;
+            let destination = backend_at(&to, &stack)?;
+            if source.describe() == destination.describe() {
+                bail!("the source and the destination are the same: {}", source.describe());
+            }
+            let mut from = lock(source.as_ref(), "state migrate", lock_args.lock_timeout).await?;
+            let mut into = match lock(destination.as_ref(), "state migrate", lock_args.lock_timeout).await {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = from.release().await;
+                    return Err(e);
+                }
+            };
+            let result: anyhow::Result<u8> = async {
+                let state = from.load().await?;
+                let existing = into.load().await?;
+                if !existing.is_empty() || !existing.outputs.is_empty() {
+                    bail!(
+                        "{} already holds state for {stack} ({} resources); refusing to overwrite it",
+                        destination.describe(),
+                        existing.resources.len()
+                    );
+                }
+                let question = format!(
+                    "move the state of {stack} ({} resources) from {} to {}",
+                    state.resources.len(),
+                    source.describe(),
+                    destination.describe()
+                );
+                if !confirm(&question, yes)? {
+                    println!("cancelled: nothing was changed");
+                    return Ok(1);
+                }
+                into.replace(state.clone()).await?;
+                let copied = into.load().await?;
+                if copied != state {
+                    bail!(
+                        "the copy in {} does not read back equal to the source; the source was left as it was",
+                        destination.describe()
+                    );
+                }
+                if !keep_source {
+                    from.replace(StackState::empty(&stack)).await?;
+                }
+                println!(
+                    "moved {} resources to {}{}",
+                    state.resources.len(),
+                    destination.describe(),
+                    if keep_source { " (the source keeps its copy)" } else { "" }
+                );
+                Ok(0)
+            }
+            .await;
+            let released = (into.release().await, from.release().await);
+            let code = result?;
+            released.0.context("releasing the destination's lock")?;
+            released.1.context("releasing the source's lock")?;
+            Ok(code)
         }
         StateCommand::Import { common, file, yes, lock: lock_args } => {
             let stack = stack_name(program, &common.env)?;

@@ -5,6 +5,7 @@
 //! durable when `write` returns. Backends store encrypted secrets only: the engine encrypts
 //! before it writes (see [`crate::secrets`]).
 
+pub mod consul;
 pub mod file;
 pub mod lock;
 

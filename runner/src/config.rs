@@ -1,0 +1,406 @@
+//! Configuration: the TOML file's shape, its defaults, and validation that names the key at fault.
+//!
+//! Every section and key is optional; an empty file is the default configuration. Unknown keys
+//! are errors, so a typo never silently falls back to a default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A configuration problem, always naming the key (`limits.max_concurrent_tasks`) it is about.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+    #[error("cannot read htpasswd file {path} (config key `auth.htpasswd_file`): {message}")]
+    Htpasswd { path: PathBuf, message: String },
+}
+
+impl ConfigError {
+    fn invalid(key: &str, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The whole configuration. See README.md for each key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub auth: AuthConfig,
+    pub limits: LimitsConfig,
+    pub tasks: TaskConfig,
+    pub images: ImageConfig,
+    pub reaper: ReaperConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on; `--listen` overrides it.
+    pub listen: SocketAddr,
+    /// On SIGTERM/SIGINT: how long in-flight tasks may still run before they are killed.
+    pub shutdown_grace_ms: u64,
+    /// Names this runner's containers (label `cairn.runner.instance`), so that runners sharing
+    /// one Docker engine never reap each other's containers.
+    pub instance: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8448)),
+            shutdown_grace_ms: 30_000,
+            instance: "default".to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// htpasswd file with bcrypt hashes (`user:$2y$...`), for HTTP basic auth.
+    pub htpasswd_file: Option<PathBuf>,
+    /// Accepted `Authorization: Bearer <token>` values.
+    pub bearer_tokens: Vec<String>,
+    /// Serve without authentication. Only allowed on a loopback listen address.
+    pub insecure_no_auth: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest accepted request body; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Tasks running at once.
+    pub max_concurrent_tasks: usize,
+    /// Tasks waiting for a slot; when full, new tasks get 503 with Retry-After.
+    pub max_queued_tasks: usize,
+    /// How long a queued task waits for a slot before it gets 503.
+    pub queue_timeout_ms: u64,
+    /// Token bucket per client (auth identity, or IP without auth): sustained rate.
+    pub rate_limit_per_second: f64,
+    /// Token bucket size: requests a client may make in a burst.
+    pub rate_limit_burst: u32,
+    /// Turns per-client rate limiting on or off.
+    pub rate_limit_enabled: bool,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_body_bytes: 4 * 1024 * 1024,
+            max_concurrent_tasks: 16,
+            max_queued_tasks: 64,
+            queue_timeout_ms: 30_000,
+            rate_limit_per_second: 10.0,
+            rate_limit_burst: 20,
+            rate_limit_enabled: true,
+        }
+    }
+}
+
+/// Defaults for each per-request option, and the maxima a request may not exceed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TaskConfig {
+    pub default_timeout_ms: u64,
+    pub max_timeout_ms: u64,
+    pub default_memory_bytes: i64,
+    pub max_memory_bytes: i64,
+    pub default_cpus: f64,
+    pub max_cpus: f64,
+    pub default_pids_limit: i64,
+    pub max_pids_limit: i64,
+    /// Per stream (stdout and stderr each).
+    pub default_output_limit_bytes: usize,
+    pub max_output_limit_bytes: usize,
+    pub default_network: String,
+    /// Networks a request may ask for.
+    pub allowed_networks: Vec<String>,
+    pub default_read_only_rootfs: bool,
+}
+
+impl Default for TaskConfig {
+    fn default() -> Self {
+        TaskConfig {
+            default_timeout_ms: 30_000,
+            max_timeout_ms: 300_000,
+            default_memory_bytes: 256 * 1024 * 1024,
+            max_memory_bytes: 2 * 1024 * 1024 * 1024,
+            default_cpus: 1.0,
+            max_cpus: 2.0,
+            default_pids_limit: 256,
+            max_pids_limit: 4096,
+            default_output_limit_bytes: 1024 * 1024,
+            max_output_limit_bytes: 16 * 1024 * 1024,
+            default_network: "none".to_string(),
+            allowed_networks: vec!["none".to_string()],
+            default_read_only_rootfs: false,
+        }
+    }
+}
+
+impl TaskConfig {
+    pub fn default_timeout(&self) -> Duration {
+        Duration::from_millis(self.default_timeout_ms)
+    }
+}
+
+/// When to pull an image before running it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PullPolicy {
+    /// Pull before every task; a failed pull fails the task.
+    Always,
+    /// Pull only when the image is not present locally.
+    IfNotPresent,
+    /// Never pull: a missing image is a 404.
+    Never,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImageConfig {
+    pub pull_policy: PullPolicy,
+    pub pull_timeout_ms: u64,
+}
+
+impl Default for ImageConfig {
+    fn default() -> Self {
+        ImageConfig {
+            pull_policy: PullPolicy::IfNotPresent,
+            pull_timeout_ms: 300_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReaperConfig {
+    /// How often leftover containers are looked for. 0 turns the periodic reaper off
+    /// (the one at startup still runs).
+    pub interval_ms: u64,
+    /// A labelled container no task owns is only removed once it is this old, so a container
+    /// being created right now is never mistaken for a leftover.
+    pub min_age_ms: u64,
+}
+
+impl Default for ReaperConfig {
+    fn default() -> Self {
+        ReaperConfig {
+            interval_ms: 60_000,
+            min_age_ms: 60_000,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            auth: AuthConfig::default(),
+            limits: LimitsConfig::default(),
+            tasks: TaskConfig::default(),
+            images: ImageConfig::default(),
+            reaper: ReaperConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Parses TOML text; errors name the key (`tasks.max_timeout_ms`) and say what is wrong.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let de = toml::Deserializer::new(text);
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|err| {
+            let key = err.path().to_string();
+            let inner = err.into_inner();
+            // toml's own message carries a line/column excerpt; keep only its first line.
+            let message = inner.message().lines().next().unwrap_or("").to_string();
+            ConfigError::Invalid {
+                key: if key == "." { "(file)".to_string() } else { key },
+                message,
+            }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_toml(&text)
+    }
+
+    /// Checks relations between values that the types alone cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let t = &self.tasks;
+        let l = &self.limits;
+        if self.server.instance.is_empty()
+            || !self
+                .server
+                .instance
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(ConfigError::invalid(
+                "server.instance",
+                "must be non-empty and use only letters, digits, '-', '_' and '.'",
+            ));
+        }
+        if l.max_body_bytes == 0 {
+            return Err(ConfigError::invalid("limits.max_body_bytes", "must be > 0"));
+        }
+        if l.max_concurrent_tasks == 0 {
+            return Err(ConfigError::invalid(
+                "limits.max_concurrent_tasks",
+                "must be > 0",
+            ));
+        }
+        if l.rate_limit_enabled {
+            if !(l.rate_limit_per_second.is_finite() && l.rate_limit_per_second > 0.0) {
+                return Err(ConfigError::invalid(
+                    "limits.rate_limit_per_second",
+                    "must be a positive number",
+                ));
+            }
+            if l.rate_limit_burst == 0 {
+                return Err(ConfigError::invalid("limits.rate_limit_burst", "must be > 0"));
+            }
+        }
+        check_pair(
+            "tasks.default_timeout_ms",
+            t.default_timeout_ms as f64,
+            "tasks.max_timeout_ms",
+            t.max_timeout_ms as f64,
+        )?;
+        if t.default_timeout_ms == 0 {
+            return Err(ConfigError::invalid("tasks.default_timeout_ms", "must be > 0"));
+        }
+        // Docker refuses memory limits below 6 MiB.
+        if t.default_memory_bytes < MIN_MEMORY_BYTES {
+            return Err(ConfigError::invalid(
+                "tasks.default_memory_bytes",
+                format!("must be at least {MIN_MEMORY_BYTES} (Docker's minimum)"),
+            ));
+        }
+        check_pair(
+            "tasks.default_memory_bytes",
+            t.default_memory_bytes as f64,
+            "tasks.max_memory_bytes",
+            t.max_memory_bytes as f64,
+        )?;
+        if !(t.default_cpus.is_finite() && t.default_cpus > 0.0) {
+            return Err(ConfigError::invalid(
+                "tasks.default_cpus",
+                "must be a positive number",
+            ));
+        }
+        check_pair(
+            "tasks.default_cpus",
+            t.default_cpus,
+            "tasks.max_cpus",
+            t.max_cpus,
+        )?;
+        if t.default_pids_limit <= 0 {
+            return Err(ConfigError::invalid("tasks.default_pids_limit", "must be > 0"));
+        }
+        check_pair(
+            "tasks.default_pids_limit",
+            t.default_pids_limit as f64,
+            "tasks.max_pids_limit",
+            t.max_pids_limit as f64,
+        )?;
+        check_pair(
+            "tasks.default_output_limit_bytes",
+            t.default_output_limit_bytes as f64,
+            "tasks.max_output_limit_bytes",
+            t.max_output_limit_bytes as f64,
+        )?;
+        if !t.allowed_networks.contains(&t.default_network) {
+            return Err(ConfigError::invalid(
+                "tasks.default_network",
+                format!(
+                    "{:?} is not in tasks.allowed_networks {:?}",
+                    t.default_network, t.allowed_networks
+                ),
+            ));
+        }
+        if self.images.pull_timeout_ms == 0 {
+            return Err(ConfigError::invalid("images.pull_timeout_ms", "must be > 0"));
+        }
+        Ok(())
+    }
+}
+
+/// Docker's smallest accepted memory limit.
+pub const MIN_MEMORY_BYTES: i64 = 6 * 1024 * 1024;
+
+fn check_pair(default_key: &str, default: f64, max_key: &str, max: f64) -> Result<(), ConfigError> {
+    if default > max {
+        return Err(ConfigError::invalid(
+            default_key,
+            format!("{default} is above {max_key} ({max})"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Config::from_toml(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn empty_file_is_the_default() {
+        let config = Config::from_toml("").unwrap();
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:8448");
+        assert_eq!(config.tasks.default_network, "none");
+        assert_eq!(config.images.pull_policy, PullPolicy::IfNotPresent);
+    }
+
+    #[test]
+    fn values_are_read() {
+        let config = Config::from_toml(
+            "[limits]\nmax_concurrent_tasks = 3\n[images]\npull_policy = \"never\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.limits.max_concurrent_tasks, 3);
+        assert_eq!(config.images.pull_policy, PullPolicy::Never);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            ("[limits]\nmax_concurrent_tasks = \"x\"\n", "limits.max_concurrent_tasks"),
+            ("[limits]\nmax_concurent_tasks = 1\n", "max_concurent_tasks"),
+            ("[images]\npull_policy = \"sometimes\"\n", "images.pull_policy"),
+            ("[server]\nlisten = \"nowhere\"\n", "server.listen"),
+            ("[tasks]\ndefault_timeout_ms = 10\nmax_timeout_ms = 5\n", "tasks.default_timeout_ms"),
+            ("[tasks]\ndefault_memory_bytes = 1024\n", "tasks.default_memory_bytes"),
+            ("[tasks]\ndefault_network = \"bridge\"\n", "tasks.default_network"),
+            ("[limits]\nrate_limit_burst = 0\n", "limits.rate_limit_burst"),
+            ("[server]\ninstance = \"a b\"\n", "server.instance"),
+        ];
+        for (text, key) in cases {
+            let message = err(text);
+            assert!(message.contains(key), "{text:?}: {message}");
+        }
+    }
+}
