@@ -487,7 +487,9 @@ impl Run<'_> {
                 if from != &step.urn {
                     changes.push(Change::RemoveResource(from.clone()));
                 }
-                self.write(changes).await?;
+                self.write(changes)
+                    .await
+                    .map_err(|e| format!("updated {} but the result could not be recorded: {e}", prior.id))?;
                 let mut live = self.live.lock().expect("lock poisoned");
                 live.resources.remove(from);
                 live.resources.insert(step.urn.clone(), rec);
@@ -548,7 +550,7 @@ impl Run<'_> {
             }
         }
         changes.push(Change::PutResource(rec.clone()));
-        self.write(changes).await?;
+        self.write(changes).await.map_err(|e| format!("created {} but it could not be recorded: {e}", rec.id))?;
         let mut live = self.live.lock().expect("lock poisoned");
         if let Some(old) = replacing {
             live.resources.remove(&old.urn);
@@ -565,7 +567,7 @@ impl Run<'_> {
         self.write(vec![Change::PutPending(op.clone())]).await?;
         provider.delete(ctx, &r.id, &value::reveal(&r.inputs)).await.map_err(|e| format!("delete failed: {e}"))?;
         let remove = if retired { Change::RemoveRetired(r.urn.clone()) } else { Change::RemoveResource(r.urn.clone()) };
-        self.write(vec![remove]).await?;
+        self.write(vec![remove]).await.map_err(|e| format!("deleted {} but that could not be recorded: {e}", r.id))?;
         let mut live = self.live.lock().expect("lock poisoned");
         if retired {
             live.retired.remove(&r.urn);

@@ -7,6 +7,8 @@
 //! (comma-separated resource names) makes their creates and updates fail. This code is for
 //! tests and benchmarks only; it is not part of the product.
 
+pub mod consul;
+
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::ErrorKind;
@@ -76,8 +78,20 @@ impl ThingProvider {
 
     async fn enter(&self, ctx: Context<'_>, what: &str) -> Result<(), ProviderError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
+        let start = now_micros();
         if !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
+        }
+        if let Ok(log) = std::env::var("CAIRN_TEST_CALL_LOG") {
+            // One small O_APPEND write per call: lines from several processes never interleave.
+            let line = format!("{} {start} {} {what}\n", std::process::id(), now_micros());
+            let mut f = fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .map_err(|e| ProviderError::new(format!("call log: {e}")))?;
+            std::io::Write::write_all(&mut f, line.as_bytes())
+                .map_err(|e| ProviderError::new(format!("call log: {e}")))?;
         }
         if (what == "create" || what == "update") && self.fail.contains(ctx.urn.name()) {
             return Err(ProviderError::new(format!("injected failure in {what} of {}", ctx.urn.name())));
@@ -111,6 +125,22 @@ impl ThingProvider {
         }
         Ok(Some(Observed { id: id.to_string(), inputs, outputs: outputs(id) }))
     }
+}
+
+fn now_micros() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or_default()
+}
+
+/// Provider calls recorded in a `CAIRN_TEST_CALL_LOG` file: (pid, start µs, end µs).
+pub fn call_log(path: &Path) -> Vec<(u32, u128, u128)> {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(' ');
+            Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+        })
+        .collect()
 }
 
 fn outputs(id: &str) -> Value {

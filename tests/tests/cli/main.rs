@@ -2,6 +2,7 @@
 
 mod support;
 
+mod consul;
 mod crash;
 mod deploy;
 mod errors;
