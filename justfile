@@ -48,6 +48,7 @@ test: tools
 review: tools
     cargo insta review
 
-# Run a benchmark area (engine), printing `BENCH <name> <value>` lines.
-bench area:
-    cargo run --release --locked -p cairn-tests --bin bench-{{area}}
+# Run a benchmark area (engine, consul), printing `BENCH <name> <value>` lines.
+bench area: tools
+    cargo build --release --locked -p cairn-tests --bins
+    "${CARGO_TARGET_DIR:-target}/release/bench-{{area}}"

@@ -64,11 +64,7 @@ impl Authenticator {
         Ok(Authenticator {
             enabled: !config.insecure_no_auth,
             users,
-            tokens: config
-                .bearer_tokens
-                .iter()
-                .map(|t| sha256(t.as_bytes()))
-                .collect(),
+            tokens: config.bearer_tokens.iter().map(|t| sha256(t.as_bytes())).collect(),
             cache: Mutex::new(HashMap::new()),
         })
     }
@@ -87,20 +83,12 @@ impl Authenticator {
         if !self.enabled {
             return Ok(Identity::Anonymous);
         }
-        let value = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(ApiError::Unauthorized)?;
+        let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or(ApiError::Unauthorized)?;
         let (scheme, rest) = value.split_once(' ').ok_or(ApiError::Unauthorized)?;
         let rest = rest.trim();
         if scheme.eq_ignore_ascii_case("bearer") {
             let digest = sha256(rest.as_bytes());
-            return self
-                .tokens
-                .iter()
-                .position(|t| *t == digest)
-                .map(Identity::Token)
-                .ok_or(ApiError::Unauthorized);
+            return self.tokens.iter().position(|t| *t == digest).map(Identity::Token).ok_or(ApiError::Unauthorized);
         }
         if !scheme.eq_ignore_ascii_case("basic") {
             return Err(ApiError::Unauthorized);
@@ -109,9 +97,7 @@ impl Authenticator {
         if let Some(user) = self.cache.lock().expect("auth cache").get(&key) {
             return Ok(Identity::User(user.clone()));
         }
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(rest)
-            .map_err(|_| ApiError::Unauthorized)?;
+        let decoded = base64::engine::general_purpose::STANDARD.decode(rest).map_err(|_| ApiError::Unauthorized)?;
         let decoded = String::from_utf8(decoded).map_err(|_| ApiError::Unauthorized)?;
         let (user, password) = decoded.split_once(':').ok_or(ApiError::Unauthorized)?;
         let hash = self.users.get(user).ok_or(ApiError::Unauthorized)?.clone();
@@ -157,14 +143,9 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
 /// Reads `user:hash` lines; blank lines and `#` comments are skipped. Only bcrypt hashes
 /// (`$2a$`, `$2b$`, `$2y$`) are accepted, as `htpasswd -B` writes them.
 pub fn load_htpasswd(path: &Path) -> Result<HashMap<String, String>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Htpasswd {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    parse_htpasswd(&text).map_err(|message| ConfigError::Htpasswd {
-        path: path.to_path_buf(),
-        message,
-    })
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::Htpasswd { path: path.to_path_buf(), message: e.to_string() })?;
+    parse_htpasswd(&text).map_err(|message| ConfigError::Htpasswd { path: path.to_path_buf(), message })
 }
 
 fn parse_htpasswd(text: &str) -> Result<HashMap<String, String>, String> {
@@ -174,14 +155,9 @@ fn parse_htpasswd(text: &str) -> Result<HashMap<String, String>, String> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let (user, hash) = line
-            .split_once(':')
-            .ok_or_else(|| format!("line {}: expected user:hash", n + 1))?;
+        let (user, hash) = line.split_once(':').ok_or_else(|| format!("line {}: expected user:hash", n + 1))?;
         if !["$2a$", "$2b$", "$2y$"].iter().any(|p| hash.starts_with(p)) {
-            return Err(format!(
-                "line {}: user {user:?} does not have a bcrypt hash (use `htpasswd -B`)",
-                n + 1
-            ));
+            return Err(format!("line {}: user {user:?} does not have a bcrypt hash (use `htpasswd -B`)", n + 1));
         }
         users.insert(user.to_string(), hash.to_string());
     }
@@ -196,10 +172,7 @@ mod tests {
     fn basic(user: &str, password: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
         let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-        headers.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_str(&format!("Basic {token}")).unwrap(),
-        );
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("Basic {token}")).unwrap());
         headers
     }
 
@@ -216,15 +189,9 @@ mod tests {
     #[tokio::test]
     async fn basic_auth_checks_the_password_and_caches_success() {
         let auth = authenticator();
-        assert_eq!(
-            auth.authenticate(&basic("alice", "s3cret")).await.unwrap(),
-            Identity::User("alice".into())
-        );
+        assert_eq!(auth.authenticate(&basic("alice", "s3cret")).await.unwrap(), Identity::User("alice".into()));
         assert_eq!(auth.cached(), 1);
-        assert_eq!(
-            auth.authenticate(&basic("alice", "s3cret")).await.unwrap(),
-            Identity::User("alice".into())
-        );
+        assert_eq!(auth.authenticate(&basic("alice", "s3cret")).await.unwrap(), Identity::User("alice".into()));
         assert_eq!(auth.cached(), 1);
         assert!(auth.authenticate(&basic("alice", "wrong")).await.is_err());
         assert!(auth.authenticate(&basic("bob", "s3cret")).await.is_err());
@@ -237,10 +204,7 @@ mod tests {
         let auth = authenticator();
         let mut headers = HeaderMap::new();
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer tok-2"));
-        assert_eq!(
-            auth.authenticate(&headers).await.unwrap(),
-            Identity::Token(1)
-        );
+        assert_eq!(auth.authenticate(&headers).await.unwrap(), Identity::Token(1));
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer nope"));
         assert!(auth.authenticate(&headers).await.is_err());
     }

@@ -14,10 +14,7 @@ use serde::Deserialize;
 #[non_exhaustive]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("config key `{key}`: {message}")]
     Invalid { key: String, message: String },
     #[error("cannot read htpasswd file {path} (config key `auth.htpasswd_file`): {message}")]
@@ -26,10 +23,7 @@ pub enum ConfigError {
 
 impl ConfigError {
     fn invalid(key: &str, message: impl Into<String>) -> Self {
-        ConfigError::Invalid {
-            key: key.to_string(),
-            message: message.into(),
-        }
+        ConfigError::Invalid { key: key.to_string(), message: message.into() }
     }
 }
 
@@ -179,10 +173,7 @@ pub struct ImageConfig {
 
 impl Default for ImageConfig {
     fn default() -> Self {
-        ImageConfig {
-            pull_policy: PullPolicy::IfNotPresent,
-            pull_timeout_ms: 300_000,
-        }
+        ImageConfig { pull_policy: PullPolicy::IfNotPresent, pull_timeout_ms: 300_000 }
     }
 }
 
@@ -199,10 +190,7 @@ pub struct ReaperConfig {
 
 impl Default for ReaperConfig {
     fn default() -> Self {
-        ReaperConfig {
-            interval_ms: 60_000,
-            min_age_ms: 60_000,
-        }
+        ReaperConfig { interval_ms: 60_000, min_age_ms: 60_000 }
     }
 }
 
@@ -228,20 +216,15 @@ impl Config {
             let inner = err.into_inner();
             // toml's own message carries a line/column excerpt; keep only its first line.
             let message = inner.message().lines().next().unwrap_or("").to_string();
-            ConfigError::Invalid {
-                key: if key == "." { "(file)".to_string() } else { key },
-                message,
-            }
+            ConfigError::Invalid { key: if key == "." { "(file)".to_string() } else { key }, message }
         })?;
         config.validate()?;
         Ok(config)
     }
 
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         Config::from_toml(&text)
     }
 
@@ -250,11 +233,7 @@ impl Config {
         let t = &self.tasks;
         let l = &self.limits;
         if self.server.instance.is_empty()
-            || !self
-                .server
-                .instance
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            || !self.server.instance.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         {
             return Err(ConfigError::invalid(
                 "server.instance",
@@ -265,17 +244,11 @@ impl Config {
             return Err(ConfigError::invalid("limits.max_body_bytes", "must be > 0"));
         }
         if l.max_concurrent_tasks == 0 {
-            return Err(ConfigError::invalid(
-                "limits.max_concurrent_tasks",
-                "must be > 0",
-            ));
+            return Err(ConfigError::invalid("limits.max_concurrent_tasks", "must be > 0"));
         }
         if l.rate_limit_enabled {
             if !(l.rate_limit_per_second.is_finite() && l.rate_limit_per_second > 0.0) {
-                return Err(ConfigError::invalid(
-                    "limits.rate_limit_per_second",
-                    "must be a positive number",
-                ));
+                return Err(ConfigError::invalid("limits.rate_limit_per_second", "must be a positive number"));
             }
             if l.rate_limit_burst == 0 {
                 return Err(ConfigError::invalid("limits.rate_limit_burst", "must be > 0"));
@@ -304,17 +277,9 @@ impl Config {
             t.max_memory_bytes as f64,
         )?;
         if !(t.default_cpus.is_finite() && t.default_cpus > 0.0) {
-            return Err(ConfigError::invalid(
-                "tasks.default_cpus",
-                "must be a positive number",
-            ));
+            return Err(ConfigError::invalid("tasks.default_cpus", "must be a positive number"));
         }
-        check_pair(
-            "tasks.default_cpus",
-            t.default_cpus,
-            "tasks.max_cpus",
-            t.max_cpus,
-        )?;
+        check_pair("tasks.default_cpus", t.default_cpus, "tasks.max_cpus", t.max_cpus)?;
         if t.default_pids_limit <= 0 {
             return Err(ConfigError::invalid("tasks.default_pids_limit", "must be > 0"));
         }
@@ -333,10 +298,7 @@ impl Config {
         if !t.allowed_networks.contains(&t.default_network) {
             return Err(ConfigError::invalid(
                 "tasks.default_network",
-                format!(
-                    "{:?} is not in tasks.allowed_networks {:?}",
-                    t.default_network, t.allowed_networks
-                ),
+                format!("{:?} is not in tasks.allowed_networks {:?}", t.default_network, t.allowed_networks),
             ));
         }
         if self.images.pull_timeout_ms == 0 {
@@ -351,10 +313,7 @@ pub const MIN_MEMORY_BYTES: i64 = 6 * 1024 * 1024;
 
 fn check_pair(default_key: &str, default: f64, max_key: &str, max: f64) -> Result<(), ConfigError> {
     if default > max {
-        return Err(ConfigError::invalid(
-            default_key,
-            format!("{default} is above {max_key} ({max})"),
-        ));
+        return Err(ConfigError::invalid(default_key, format!("{default} is above {max_key} ({max})")));
     }
     Ok(())
 }
@@ -377,10 +336,8 @@ mod tests {
 
     #[test]
     fn values_are_read() {
-        let config = Config::from_toml(
-            "[limits]\nmax_concurrent_tasks = 3\n[images]\npull_policy = \"never\"\n",
-        )
-        .unwrap();
+        let config =
+            Config::from_toml("[limits]\nmax_concurrent_tasks = 3\n[images]\npull_policy = \"never\"\n").unwrap();
         assert_eq!(config.limits.max_concurrent_tasks, 3);
         assert_eq!(config.images.pull_policy, PullPolicy::Never);
     }

@@ -14,42 +14,25 @@ use serde_json::{json, Map, Value};
 pub enum ApiError {
     /// The body or a parameter is wrong; `field` names it when one field is at fault.
     #[error("{message}")]
-    InvalidRequest {
-        field: Option<String>,
-        message: String,
-    },
+    InvalidRequest { field: Option<String>, message: String },
     #[error("request body must be JSON (Content-Type: application/json), got {got}")]
     UnsupportedContentType { got: String },
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("image {image} not found{}", detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
-    ImageNotFound {
-        image: String,
-        detail: Option<String>,
-    },
+    ImageNotFound { image: String, detail: Option<String> },
     #[error("pulling image {image} failed: {message}")]
     ImagePull { image: String, message: String },
     #[error("authentication required")]
     Unauthorized,
     #[error("rate limit exceeded, retry in {retry_after_secs}s")]
-    RateLimited {
-        retry_after_secs: u64,
-        limit: u32,
-        reset_secs: u64,
-    },
+    RateLimited { retry_after_secs: u64, limit: u32, reset_secs: u64 },
     #[error("{message}")]
-    Overloaded {
-        message: String,
-        retry_after_secs: u64,
-    },
+    Overloaded { message: String, retry_after_secs: u64 },
     #[error("the runner is shutting down")]
     ShuttingDown,
     #[error("Docker {operation} failed: {message}")]
-    Docker {
-        operation: &'static str,
-        container_id: Option<String>,
-        message: String,
-    },
+    Docker { operation: &'static str, container_id: Option<String>, message: String },
     #[error("no route for {path}")]
     NotFound { path: String },
     #[error("method not allowed")]
@@ -60,24 +43,17 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError::InvalidRequest {
-            field: Some(field.into()),
-            message: message.into(),
-        }
+        ApiError::InvalidRequest { field: Some(field.into()), message: message.into() }
     }
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::InvalidRequest { .. } | ApiError::UnsupportedContentType { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::InvalidRequest { .. } | ApiError::UnsupportedContentType { .. } => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::ImageNotFound { .. } | ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Overloaded { .. } | ApiError::ShuttingDown => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::Overloaded { .. } | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::ImagePull { .. } | ApiError::Docker { .. } | ApiError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -110,16 +86,10 @@ impl ApiError {
         error.insert("code".into(), json!(self.code()));
         error.insert("message".into(), json!(self.to_string()));
         match self {
-            ApiError::InvalidRequest {
-                field: Some(field), ..
-            } => {
+            ApiError::InvalidRequest { field: Some(field), .. } => {
                 error.insert("field".into(), json!(field));
             }
-            ApiError::Docker {
-                operation,
-                container_id,
-                message,
-            } => {
+            ApiError::Docker { operation, container_id, message } => {
                 error.insert("operation".into(), json!(operation));
                 error.insert("containerId".into(), json!(container_id));
                 error.insert("dockerError".into(), json!(message));
@@ -147,24 +117,15 @@ impl IntoResponse for ApiError {
         let headers = response.headers_mut();
         match &self {
             ApiError::Unauthorized => {
-                headers.insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Basic realm=\"runner\""),
-                );
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"runner\""));
             }
-            ApiError::RateLimited {
-                retry_after_secs,
-                limit,
-                reset_secs,
-            } => {
+            ApiError::RateLimited { retry_after_secs, limit, reset_secs } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
                 headers.insert("ratelimit-limit", HeaderValue::from(*limit));
                 headers.insert("ratelimit-remaining", HeaderValue::from(0u32));
                 headers.insert("ratelimit-reset", HeaderValue::from(*reset_secs));
             }
-            ApiError::Overloaded {
-                retry_after_secs, ..
-            } => {
+            ApiError::Overloaded { retry_after_secs, .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             ApiError::ShuttingDown => {
@@ -178,16 +139,8 @@ impl IntoResponse for ApiError {
 }
 
 /// Converts a Docker error in `operation` on `container_id`.
-pub fn docker(
-    operation: &'static str,
-    container_id: Option<&str>,
-    err: &bollard::errors::Error,
-) -> ApiError {
-    ApiError::Docker {
-        operation,
-        container_id: container_id.map(str::to_string),
-        message: err.to_string(),
-    }
+pub fn docker(operation: &'static str, container_id: Option<&str>, err: &bollard::errors::Error) -> ApiError {
+    ApiError::Docker { operation, container_id: container_id.map(str::to_string), message: err.to_string() }
 }
 
 #[cfg(test)]
@@ -200,11 +153,7 @@ mod tests {
             ApiError::invalid("cmd", "must not be empty"),
             ApiError::PayloadTooLarge { limit: 10 },
             ApiError::Unauthorized,
-            ApiError::Docker {
-                operation: "start",
-                container_id: Some("abc".into()),
-                message: "boom".into(),
-            },
+            ApiError::Docker { operation: "start", container_id: Some("abc".into()), message: "boom".into() },
         ];
         for error in errors {
             let body = error.body();
@@ -219,9 +168,6 @@ mod tests {
     fn unauthorized_asks_for_basic_auth() {
         let response = ApiError::Unauthorized.into_response();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-        assert_eq!(
-            response.headers()[header::WWW_AUTHENTICATE],
-            "Basic realm=\"runner\""
-        );
+        assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Basic realm=\"runner\"");
     }
 }

@@ -55,25 +55,18 @@ impl ImageRef {
         };
         validate_repository(repository)?;
         let tag = match (tag, tag_field) {
-            (Some(_), Some(_)) => {
-                return Err("has a tag and the `tag` field is also given; use one".into())
-            }
+            (Some(_), Some(_)) => return Err("has a tag and the `tag` field is also given; use one".into()),
             (Some(tag), None) | (None, Some(tag)) => tag,
             (None, None) => "latest",
         };
         validate_tag(tag)?;
-        Ok(ImageRef {
-            repository: repository.to_string(),
-            tag: tag.to_string(),
-            digest,
-        })
+        Ok(ImageRef { repository: repository.to_string(), tag: tag.to_string(), digest })
     }
 
     /// The registry host, when the reference names one.
     pub fn registry(&self) -> Option<&str> {
         let (first, rest) = self.repository.split_once('/')?;
-        (!rest.is_empty() && (first.contains('.') || first.contains(':') || first == "localhost"))
-            .then_some(first)
+        (!rest.is_empty() && (first.contains('.') || first.contains(':') || first == "localhost")).then_some(first)
     }
 }
 
@@ -159,13 +152,8 @@ fn is_alnum(b: u8) -> bool {
 fn validate_tag(tag: &str) -> Result<(), String> {
     let ok = !tag.is_empty()
         && tag.len() <= 128
-        && tag
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
-        && tag
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+        && tag.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
     if ok {
         Ok(())
     } else {
@@ -228,12 +216,7 @@ pub struct Credentials {
 
 impl Images {
     pub fn new(docker: Docker, policy: PullPolicy, pull_timeout: Duration) -> Images {
-        Images {
-            docker,
-            policy,
-            pull_timeout,
-            in_flight: Arc::new(Mutex::new(HashMap::new())),
-        }
+        Images { docker, policy, pull_timeout, in_flight: Arc::new(Mutex::new(HashMap::new())) }
     }
 
     /// Makes sure `image` is present, pulling it as the policy says.
@@ -250,9 +233,7 @@ impl Images {
                     metrics.inc("runner_image_cache_hits_total", &[]);
                     return Ok(());
                 }
-                Err(DockerError::DockerResponseServerError {
-                    status_code: 404, ..
-                }) => {
+                Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => {
                     if self.policy == PullPolicy::Never {
                         return Err(ApiError::ImageNotFound {
                             image: reference,
@@ -278,9 +259,8 @@ impl Images {
         };
         let timeout = self.pull_timeout;
         let pull = async move {
-            let stream = docker
-                .create_image(Some(options), None, credentials)
-                .try_for_each(|_progress| async { Ok(()) });
+            let stream =
+                docker.create_image(Some(options), None, credentials).try_for_each(|_progress| async { Ok(()) });
             match tokio::time::timeout(timeout, stream).await {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(err)) => Err(classify_pull_error(&err)),
@@ -311,14 +291,8 @@ impl Images {
             metrics.inc("runner_image_pulls_total", &[("result", result)]);
         }
         outcome.map_err(|err| match err {
-            PullError::NotFound(message) => ApiError::ImageNotFound {
-                image: reference.clone(),
-                detail: Some(message),
-            },
-            PullError::Failed(message) => ApiError::ImagePull {
-                image: reference.clone(),
-                message,
-            },
+            PullError::NotFound(message) => ApiError::ImageNotFound { image: reference.clone(), detail: Some(message) },
+            PullError::Failed(message) => ApiError::ImagePull { image: reference.clone(), message },
             PullError::TimedOut(t) => ApiError::ImagePull {
                 image: reference.clone(),
                 message: format!("timed out after {} ms", t.as_millis()),
@@ -346,13 +320,10 @@ impl Images {
             map.lock().expect("pull map lock").remove(&task_key);
             outcome
         });
-        let shared = async move {
-            handle
-                .await
-                .unwrap_or_else(|e| Err(PullError::Failed(format!("pull task failed: {e}"))))
-        }
-        .boxed()
-        .shared();
+        let shared =
+            async move { handle.await.unwrap_or_else(|e| Err(PullError::Failed(format!("pull task failed: {e}")))) }
+                .boxed()
+                .shared();
         in_flight.insert(key, shared.clone());
         (shared, false)
     }
@@ -360,19 +331,11 @@ impl Images {
 
 fn classify_pull_error(err: &DockerError) -> PullError {
     let message = err.to_string();
-    if let DockerError::DockerResponseServerError {
-        status_code: 404, ..
-    } = err
-    {
+    if let DockerError::DockerResponseServerError { status_code: 404, .. } = err {
         return PullError::NotFound(message);
     }
     let lower = message.to_ascii_lowercase();
-    let not_found = [
-        "manifest unknown",
-        "not found",
-        "repository does not exist",
-        "pull access denied",
-    ];
+    let not_found = ["manifest unknown", "not found", "repository does not exist", "pull access denied"];
     if not_found.iter().any(|p| lower.contains(p)) {
         PullError::NotFound(message)
     } else {
@@ -393,7 +356,12 @@ mod tests {
             ("busybox", Some("1.36"), "busybox:1.36", None),
             ("library/busybox:1", None, "library/busybox:1", None),
             ("localhost:5000/a/b:c", None, "localhost:5000/a/b:c", Some("localhost:5000")),
-            ("registry.example.com/team/app-x_y:v1.2", None, "registry.example.com/team/app-x_y:v1.2", Some("registry.example.com")),
+            (
+                "registry.example.com/team/app-x_y:v1.2",
+                None,
+                "registry.example.com/team/app-x_y:v1.2",
+                Some("registry.example.com"),
+            ),
             ("cairn-runner-test:busybox", None, "cairn-runner-test:busybox", None),
         ];
         for (input, tag, expected, registry) in cases {
@@ -426,9 +394,7 @@ mod tests {
 
     #[test]
     fn pull_errors_are_classified() {
-        let not_found = DockerError::DockerStreamError {
-            error: "manifest unknown".into(),
-        };
+        let not_found = DockerError::DockerStreamError { error: "manifest unknown".into() };
         assert!(matches!(classify_pull_error(&not_found), PullError::NotFound(_)));
         let network = DockerError::DockerResponseServerError {
             status_code: 500,
@@ -457,8 +423,7 @@ mod tests {
             counter.fetch_add(1, Ordering::SeqCst);
             Ok(())
         });
-        let (other, joined_other) =
-            images.pull_once("img:2".into(), async { Err(PullError::Failed("x".into())) });
+        let (other, joined_other) = images.pull_once("img:2".into(), async { Err(PullError::Failed("x".into())) });
         assert!(!joined_first && joined_second && !joined_other);
         release.send(()).unwrap();
         assert_eq!(first.await, Ok(()));

@@ -56,12 +56,7 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(enabled: bool, rate_per_second: f64, burst: u32) -> RateLimiter {
-        RateLimiter {
-            enabled,
-            rate: rate_per_second,
-            burst: f64::from(burst),
-            buckets: Mutex::new(HashMap::new()),
-        }
+        RateLimiter { enabled, rate: rate_per_second, burst: f64::from(burst), buckets: Mutex::new(HashMap::new()) }
     }
 
     pub fn check(&self, key: &str) -> Option<Decision> {
@@ -75,14 +70,9 @@ impl RateLimiter {
         let mut buckets = self.buckets.lock().expect("rate limiter lock");
         if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(key) {
             let (rate, burst) = (self.rate, self.burst);
-            buckets.retain(|_, b| {
-                b.tokens + now.duration_since(b.updated).as_secs_f64() * rate < burst
-            });
+            buckets.retain(|_, b| b.tokens + now.duration_since(b.updated).as_secs_f64() * rate < burst);
         }
-        let bucket = buckets.entry(key.to_string()).or_insert(Bucket {
-            tokens: self.burst,
-            updated: now,
-        });
+        let bucket = buckets.entry(key.to_string()).or_insert(Bucket { tokens: self.burst, updated: now });
         let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * self.rate).min(self.burst);
         bucket.updated = now;
@@ -90,11 +80,7 @@ impl RateLimiter {
         if allowed {
             bucket.tokens -= 1.0;
         }
-        let retry_after_secs = if allowed {
-            0
-        } else {
-            ((1.0 - bucket.tokens) / self.rate).ceil().max(1.0) as u64
-        };
+        let retry_after_secs = if allowed { 0 } else { ((1.0 - bucket.tokens) / self.rate).ceil().max(1.0) as u64 };
         Some(Decision {
             allowed,
             limit: self.burst as u32,
@@ -117,11 +103,7 @@ fn client_key(request: &Request) -> String {
 }
 
 /// Tower layer: per-client token bucket.
-pub async fn rate_limit(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
+pub async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Result<Response, ApiError> {
     let Some(decision) = state.rate_limiter().check(&client_key(&request)) else {
         return Ok(next.run(request).await);
     };
@@ -168,36 +150,25 @@ impl TaskGate {
         // Reserve a queue place, or refuse.
         let reserved = self
             .queued
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
-                (q < self.max_queued).then_some(q + 1)
-            })
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| (q < self.max_queued).then_some(q + 1))
             .is_ok();
         if !reserved {
             metrics.inc("runner_overloaded_total", &[("reason", "queue_full")]);
             return Err(ApiError::Overloaded {
-                message: format!(
-                    "all task slots are busy and the queue is full ({} waiting)",
-                    self.max_queued
-                ),
+                message: format!("all task slots are busy and the queue is full ({} waiting)", self.max_queued),
                 retry_after_secs: 1,
             });
         }
         metrics.tasks_queued(1);
         // Leaves the queue however this future ends, including when it is dropped.
-        let _leave = QueuePlace {
-            gate: self,
-            metrics,
-        };
+        let _leave = QueuePlace { gate: self, metrics };
         match tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Ok(permit),
             Ok(Err(_closed)) => Err(ApiError::ShuttingDown),
             Err(_elapsed) => {
                 metrics.inc("runner_overloaded_total", &[("reason", "queue_timeout")]);
                 Err(ApiError::Overloaded {
-                    message: format!(
-                        "no task slot became free within {} ms",
-                        self.queue_timeout.as_millis()
-                    ),
+                    message: format!("no task slot became free within {} ms", self.queue_timeout.as_millis()),
                     retry_after_secs: 1,
                 })
             }
@@ -227,16 +198,17 @@ impl Drop for QueuePlace<'_> {
 
 /// Tower layer: holds a task slot for the whole request, so the handler runs only when
 /// admitted. Refuses new tasks once shutdown has begun.
-pub async fn admit_task(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
+pub async fn admit_task(State(state): State<AppState>, request: Request, next: Next) -> Result<Response, ApiError> {
     if state.is_shutting_down() {
         return Err(ApiError::ShuttingDown);
     }
     let _permit = state.gate().admit(state.metrics()).await?;
-    Ok(next.run(request).await)
+    // When the shutdown grace period is over, the task's future is dropped here: its container
+    // guard removes the container.
+    tokio::select! {
+        response = next.run(request) => Ok(response),
+        () = state.tasks_cancelled() => Err(ApiError::ShuttingDown),
+    }
 }
 
 #[cfg(test)]
@@ -278,9 +250,7 @@ mod tests {
         // The second waits in the queue...
         let waiting = gate.admit(&metrics);
         tokio::pin!(waiting);
-        assert!(tokio::time::timeout(Duration::from_millis(20), waiting.as_mut())
-            .await
-            .is_err());
+        assert!(tokio::time::timeout(Duration::from_millis(20), waiting.as_mut()).await.is_err());
         assert_eq!(gate.queued(), 1);
         assert_eq!(metrics.queued(), 1);
         // ...the third finds the queue full.

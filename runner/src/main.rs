@@ -1,1 +1,105 @@
-fn main(){}
+//! `cairn-runner`: parses arguments and configuration, then serves. Everything else lives in
+//! the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use runner::config::Config;
+use tracing_subscriber::EnvFilter;
+
+/// Runs commands in fresh Docker containers over HTTP (ecs API v1.1).
+#[derive(Debug, Parser)]
+#[command(name = "cairn-runner", version)]
+struct Args {
+    /// Address to listen on [default: 127.0.0.1:8448, or server.listen from the config].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Configuration file (TOML); see README.md for the keys.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Serve without authentication. Refused unless the listen address is loopback.
+    #[arg(long)]
+    insecure_no_auth: bool,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_env_filter(EnvFilter::try_from_env("RUNNER_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            eprintln!("cairn-runner: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(args: &Args) -> Result<Config, String> {
+    let mut config = match &args.config {
+        Some(path) => Config::from_file(path).map_err(|e| e.to_string())?,
+        None => Config::default(),
+    };
+    if let Some(listen) = args.listen {
+        config.server.listen = listen;
+    }
+    if args.insecure_no_auth {
+        config.auth.insecure_no_auth = true;
+    }
+    if config.auth.insecure_no_auth && !runner::is_loopback(&config.server.listen) {
+        return Err(format!(
+            "--insecure-no-auth (auth.insecure_no_auth) is only allowed on a loopback address, \
+             not {}",
+            config.server.listen
+        ));
+    }
+    Ok(config)
+}
+
+fn run() -> Result<(), String> {
+    let args = Args::parse();
+    let config = load(&args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(async move {
+        let docker = runner::connect_docker(runner::docker_timeout(&config))
+            .await
+            .map_err(|e| format!("cannot connect to the Docker engine: {e}"))?;
+        let listen = config.server.listen;
+        let state = runner::AppState::new(config, docker).map_err(|e| e.to_string())?;
+        let listener =
+            tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        tracing::info!(
+            %listen,
+            version = env!("CARGO_PKG_VERSION"),
+            auth = state.auth().enabled(),
+            "runner listening"
+        );
+        runner::serve(listener, state, shutdown_signal()).await.map_err(|e| format!("server failed: {e}"))
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot listen for SIGTERM");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}

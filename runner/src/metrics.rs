@@ -8,9 +8,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// Seconds; covers a fast HTTP request through a long task.
-const LATENCY_BUCKETS: &[f64] = &[
-    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
-];
+const LATENCY_BUCKETS: &[f64] =
+    &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -62,41 +61,16 @@ impl Metrics {
             leaked_total: AtomicU64::new(0),
         };
         let declare = |name, kind, help| {
-            m.families.lock().expect("metrics lock").insert(
-                name,
-                Family {
-                    help,
-                    kind,
-                    counters: BTreeMap::new(),
-                    histograms: BTreeMap::new(),
-                },
-            );
+            m.families
+                .lock()
+                .expect("metrics lock")
+                .insert(name, Family { help, kind, counters: BTreeMap::new(), histograms: BTreeMap::new() });
         };
-        declare(
-            "runner_http_requests_total",
-            Kind::Counter,
-            "HTTP requests by route and status.",
-        );
-        declare(
-            "runner_http_request_duration_seconds",
-            Kind::Histogram,
-            "HTTP request latency by route.",
-        );
-        declare(
-            "runner_tasks_total",
-            Kind::Counter,
-            "Finished tasks by outcome (exited, timed_out, error).",
-        );
-        declare(
-            "runner_image_pulls_total",
-            Kind::Counter,
-            "Image pulls started, by result (ok, not_found, error).",
-        );
-        declare(
-            "runner_image_cache_hits_total",
-            Kind::Counter,
-            "Tasks whose image was already present.",
-        );
+        declare("runner_http_requests_total", Kind::Counter, "HTTP requests by route and status.");
+        declare("runner_http_request_duration_seconds", Kind::Histogram, "HTTP request latency by route.");
+        declare("runner_tasks_total", Kind::Counter, "Finished tasks by outcome (exited, timed_out, error).");
+        declare("runner_image_pulls_total", Kind::Counter, "Image pulls started, by result (ok, not_found, error).");
+        declare("runner_image_cache_hits_total", Kind::Counter, "Tasks whose image was already present.");
         declare(
             "runner_image_pull_joins_total",
             Kind::Counter,
@@ -112,11 +86,7 @@ impl Metrics {
             Kind::Counter,
             "Container removals that failed (the reaper retries them).",
         );
-        declare(
-            "runner_rate_limited_total",
-            Kind::Counter,
-            "Requests refused by the per-client rate limit.",
-        );
+        declare("runner_rate_limited_total", Kind::Counter, "Requests refused by the per-client rate limit.");
         declare(
             "runner_overloaded_total",
             Kind::Counter,
@@ -195,10 +165,7 @@ impl Metrics {
     pub fn counter(&self, name: &'static str, labels: &[(&'static str, &str)]) -> f64 {
         let labels = own(labels);
         let families = self.families.lock().expect("metrics lock");
-        families
-            .get(name)
-            .and_then(|f| f.counters.get(&labels).copied())
-            .unwrap_or(0.0)
+        families.get(name).and_then(|f| f.counters.get(&labels).copied()).unwrap_or(0.0)
     }
 
     /// The text exposition format (version 0.0.4).
@@ -246,25 +213,11 @@ impl Metrics {
             for (labels, h) in &family.histograms {
                 for (bound, count) in LATENCY_BUCKETS.iter().zip(&h.buckets) {
                     let le = bound.to_string();
-                    let _ = writeln!(
-                        out,
-                        "{name}_bucket{} {count}",
-                        format_labels(labels, Some(&le))
-                    );
+                    let _ = writeln!(out, "{name}_bucket{} {count}", format_labels(labels, Some(&le)));
                 }
-                let _ = writeln!(
-                    out,
-                    "{name}_bucket{} {}",
-                    format_labels(labels, Some("+Inf")),
-                    h.count
-                );
+                let _ = writeln!(out, "{name}_bucket{} {}", format_labels(labels, Some("+Inf")), h.count);
                 let _ = writeln!(out, "{name}_sum{} {}", format_labels(labels, None), h.sum);
-                let _ = writeln!(
-                    out,
-                    "{name}_count{} {}",
-                    format_labels(labels, None),
-                    h.count
-                );
+                let _ = writeln!(out, "{name}_count{} {}", format_labels(labels, None), h.count);
             }
         }
         out
@@ -276,10 +229,7 @@ fn own(labels: &[(&'static str, &str)]) -> Labels {
 }
 
 fn format_labels(labels: &Labels, le: Option<&str>) -> String {
-    let mut parts: Vec<String> = labels
-        .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
-        .collect();
+    let mut parts: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
     if let Some(le) = le {
         parts.push(format!("le=\"{le}\""));
     }
@@ -291,10 +241,7 @@ fn format_labels(labels: &Labels, le: Option<&str>) -> String {
 }
 
 fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -304,32 +251,15 @@ mod tests {
     #[test]
     fn renders_counters_and_histograms() {
         let m = Metrics::new();
-        m.inc(
-            "runner_http_requests_total",
-            &[("route", "/v1.1/tasks"), ("status", "201")],
-        );
-        m.observe(
-            "runner_http_request_duration_seconds",
-            &[("route", "/v1.1/tasks")],
-            Duration::from_millis(20),
-        );
+        m.inc("runner_http_requests_total", &[("route", "/v1.1/tasks"), ("status", "201")]);
+        m.observe("runner_http_request_duration_seconds", &[("route", "/v1.1/tasks")], Duration::from_millis(20));
         m.tasks_running(2);
         let text = m.render();
         assert!(text.contains("runner_http_requests_total{route=\"/v1.1/tasks\",status=\"201\"} 1"));
-        assert!(text.contains(
-            "runner_http_request_duration_seconds_bucket{route=\"/v1.1/tasks\",le=\"0.025\"} 1"
-        ));
-        assert!(text.contains(
-            "runner_http_request_duration_seconds_bucket{route=\"/v1.1/tasks\",le=\"0.01\"} 0"
-        ));
+        assert!(text.contains("runner_http_request_duration_seconds_bucket{route=\"/v1.1/tasks\",le=\"0.025\"} 1"));
+        assert!(text.contains("runner_http_request_duration_seconds_bucket{route=\"/v1.1/tasks\",le=\"0.01\"} 0"));
         assert!(text.contains("runner_tasks_running 2"));
-        assert_eq!(
-            m.counter(
-                "runner_http_requests_total",
-                &[("route", "/v1.1/tasks"), ("status", "201")]
-            ),
-            1.0
-        );
+        assert_eq!(m.counter("runner_http_requests_total", &[("route", "/v1.1/tasks"), ("status", "201")]), 1.0);
     }
 
     #[test]

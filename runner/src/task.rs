@@ -19,9 +19,7 @@ use std::time::{Duration, Instant};
 use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerCreateBody, HostConfig};
-use bollard::query_parameters::{
-    AttachContainerOptions, KillContainerOptions, RemoveContainerOptions,
-};
+use bollard::query_parameters::{AttachContainerOptions, KillContainerOptions, RemoveContainerOptions};
 use bollard::Docker;
 use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
@@ -124,12 +122,7 @@ pub struct ContainerGuard {
 
 impl ContainerGuard {
     fn register(state: AppState, id: String) -> ContainerGuard {
-        state
-            .containers()
-            .live
-            .lock()
-            .expect("containers lock")
-            .insert(id.clone());
+        state.containers().live.lock().expect("containers lock").insert(id.clone());
         state.metrics().containers_live(1);
         ContainerGuard { state, id }
     }
@@ -172,37 +165,26 @@ fn finish_removal(state: &AppState, id: &str) {
 /// briefly. Returns whether it is gone.
 pub async fn remove_container(state: &AppState, id: &str) -> bool {
     let started = Instant::now();
-    let options = RemoveContainerOptions {
-        force: true,
-        v: true,
-        ..Default::default()
-    };
+    let options = RemoveContainerOptions { force: true, v: true, ..Default::default() };
     let mut attempt = 0;
     let gone = loop {
         attempt += 1;
-        match state
-            .docker()
-            .remove_container(id, Some(options.clone()))
-            .await
-        {
+        match state.docker().remove_container(id, Some(options.clone())).await {
             Ok(()) => break true,
-            Err(DockerError::DockerResponseServerError {
-                status_code: 404, ..
-            }) => break true,
+            Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => break true,
             // "removal of container ... is already in progress": someone else finishes it.
-            Err(DockerError::DockerResponseServerError {
-                status_code: 409,
-                message,
-            }) if message.contains("already in progress") => break true,
+            Err(DockerError::DockerResponseServerError { status_code: 409, message })
+                if message.contains("already in progress") =>
+            {
+                break true
+            }
             Err(err) if attempt < 3 => {
                 tracing::debug!(container_id = %id, error = %err, attempt, "retrying container removal");
                 tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
             }
             Err(err) => {
                 tracing::error!(container_id = %id, error = %err, "container removal failed; the reaper will retry");
-                state
-                    .metrics()
-                    .inc("runner_container_remove_failures_total", &[]);
+                state.metrics().inc("runner_container_remove_failures_total", &[]);
                 break false;
             }
         }
@@ -246,18 +228,10 @@ where
 {
     while let Some(item) = stream.next().await {
         match item {
-            Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => keep(
-                &mut out.stdout,
-                &mut out.stdout_truncated,
-                limit,
-                &message,
-            ),
-            Ok(LogOutput::StdErr { message }) => keep(
-                &mut out.stderr,
-                &mut out.stderr_truncated,
-                limit,
-                &message,
-            ),
+            Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
+                keep(&mut out.stdout, &mut out.stdout_truncated, limit, &message)
+            }
+            Ok(LogOutput::StdErr { message }) => keep(&mut out.stderr, &mut out.stderr_truncated, limit, &message),
             Ok(LogOutput::StdIn { .. }) => {}
             Err(err) => {
                 out.error = Some(err.to_string());
@@ -275,9 +249,7 @@ async fn wait_exit(docker: &Docker, id: &str) -> Result<i64, DockerError> {
         // bollard reports a non-zero exit code as an error.
         Some(Err(DockerError::DockerContainerWaitError { code, .. })) => Ok(code),
         Some(Err(err)) => Err(err),
-        None => Err(DockerError::DockerStreamError {
-            error: "wait stream ended without a status".into(),
-        }),
+        None => Err(DockerError::DockerStreamError { error: "wait stream ended without a status".into() }),
     }
 }
 
@@ -326,24 +298,13 @@ pub async fn run(state: &AppState, spec: &TaskSpec) -> Result<TaskOutcome, ApiEr
     let started = Instant::now();
 
     let t = Instant::now();
-    let created = docker
-        .create_container(None, create_body(state, spec))
-        .await
-        .map_err(|err| match err {
-            DockerError::DockerResponseServerError {
-                status_code: 404,
-                message,
-            } => ApiError::ImageNotFound {
-                image: spec.image.clone(),
-                detail: Some(message),
-            },
-            err => docker_error("create", None, &err),
-        })?;
-    metrics.observe(
-        "runner_container_operation_duration_seconds",
-        &[("operation", "create")],
-        t.elapsed(),
-    );
+    let created = docker.create_container(None, create_body(state, spec)).await.map_err(|err| match err {
+        DockerError::DockerResponseServerError { status_code: 404, message } => {
+            ApiError::ImageNotFound { image: spec.image.clone(), detail: Some(message) }
+        }
+        err => docker_error("create", None, &err),
+    })?;
+    metrics.observe("runner_container_operation_duration_seconds", &[("operation", "create")], t.elapsed());
     let guard = ContainerGuard::register(state.clone(), created.id);
     let id = guard.id().to_string();
     tracing::Span::current().record("container_id", id.as_str());
@@ -366,15 +327,8 @@ pub async fn run(state: &AppState, spec: &TaskSpec) -> Result<TaskOutcome, ApiEr
     let mut input = attached.input;
 
     let t = Instant::now();
-    docker
-        .start_container(&id, None)
-        .await
-        .map_err(|err| docker_error("start", Some(&id), &err))?;
-    metrics.observe(
-        "runner_container_operation_duration_seconds",
-        &[("operation", "start")],
-        t.elapsed(),
-    );
+    docker.start_container(&id, None).await.map_err(|err| docker_error("start", Some(&id), &err))?;
+    metrics.observe("runner_container_operation_duration_seconds", &[("operation", "start")], t.elapsed());
     let running_since = Instant::now();
 
     let mut collected = Collected::default();
@@ -397,9 +351,7 @@ pub async fn run(state: &AppState, spec: &TaskSpec) -> Result<TaskOutcome, ApiEr
                 Ok(exit) => (exit, false),
                 Err(_elapsed) => {
                     tracing::info!(container_id = %id, timeout_ms = spec.timeout.as_millis() as u64, "task timed out; killing its container");
-                    let kill = KillContainerOptions {
-                        signal: "KILL".to_string(),
-                    };
+                    let kill = KillContainerOptions { signal: "KILL".to_string() };
                     if let Err(err) = docker.kill_container(&id, Some(kill)).await {
                         // Usually "is not running": it exited just now.
                         tracing::debug!(container_id = %id, error = %err, "kill failed");
@@ -423,11 +375,7 @@ pub async fn run(state: &AppState, spec: &TaskSpec) -> Result<TaskOutcome, ApiEr
         }
         result
     };
-    metrics.observe(
-        "runner_container_operation_duration_seconds",
-        &[("operation", "wait")],
-        running_since.elapsed(),
-    );
+    metrics.observe("runner_container_operation_duration_seconds", &[("operation", "wait")], running_since.elapsed());
     let exit_code = exit.map_err(|err| docker_error("wait", Some(&id), &err))?;
     if let Some(error) = &collected.error {
         tracing::warn!(container_id = %id, error = %error, "reading container output failed");
@@ -490,15 +438,9 @@ mod tests {
     #[tokio::test]
     async fn collect_keeps_streams_apart() {
         let items = vec![
-            Ok(LogOutput::StdOut {
-                message: "out1 ".into(),
-            }),
-            Ok(LogOutput::StdErr {
-                message: "err".into(),
-            }),
-            Ok(LogOutput::StdOut {
-                message: "out2".into(),
-            }),
+            Ok(LogOutput::StdOut { message: "out1 ".into() }),
+            Ok(LogOutput::StdErr { message: "err".into() }),
+            Ok(LogOutput::StdOut { message: "out2".into() }),
         ];
         let mut out = Collected::default();
         collect(&mut out, futures_util::stream::iter(items), 100).await;

@@ -11,7 +11,8 @@
 //!
 //! - **Per-resource keys.** A step writes only its resource's keys, in one transaction.
 //!   Values over 4 KiB are gzip-compressed when that makes them smaller (KV flag 1); a value
-//!   still over Consul's 512 KiB limit is refused with an error naming the resource.
+//!   still too large for one transaction (512 KiB request, base64) is refused with an error
+//!   naming the resource, before anything is sent.
 //! - **Fencing.** Every write is a `/v1/txn` whose first operation is `check-session` on the
 //!   lock key: a deployer whose session was invalidated cannot write anything, even before it
 //!   notices. When it notices (a refused write, a failed renewal), [`StateSession::lost`] says
@@ -43,12 +44,27 @@ use tokio::sync::watch;
 use super::{Change, LockInfo, StackState, StateBackend, StateError, StateSession, SCHEMA_VERSION};
 use crate::urn::Urn;
 
-/// Consul's limit on one KV value.
-pub const MAX_VALUE_BYTES: usize = 512 * 1024;
+/// The largest value one write can carry: Consul limits a transaction's request body to
+/// 512 KiB (`txn_max_req_len`), and values travel base64-encoded (4/3 larger) in it.
+pub const MAX_VALUE_BYTES: usize = 380 * 1024;
 const COMPRESS_ABOVE: usize = 4096;
 const FLAG_GZIP: u64 = 1;
 /// Operations per transaction (Consul's limit is 64; one is the fencing check).
 const OPS_PER_TXN: usize = 63;
+
+/// What a transaction body may carry, leaving room for the JSON around it.
+const TXN_BUDGET: usize = 480 * 1024;
+
+/// Roughly what an operation adds to a transaction's JSON body.
+fn encoded_size(op: &TxnOp) -> usize {
+    match op {
+        TxnOp::Cas { key, value, .. } | TxnOp::Set { key, value, .. } => key.len() + value.len().div_ceil(3) * 4 + 96,
+        _ => 160,
+    }
+}
+
+/// Key -> modify index as last seen by this run; 0 or absent: the key does not exist.
+type Indexes = std::collections::HashMap<String, u64>;
 
 /// Timing of the lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,7 +216,13 @@ impl ConsulBackend {
     }
 
     async fn load(&self) -> Result<StackState, StateError> {
+        self.load_indexed().await.map(|(state, _)| state)
+    }
+
+    /// The state, and the modify index of every key it was read from (for check-and-set).
+    async fn load_indexed(&self) -> Result<(StackState, Indexes), StateError> {
         let pairs = self.client.list(&self.base).await.map_err(consul_err)?;
+        let mut indexes = Indexes::new();
         let mut state = StackState::empty(&self.stack);
         let mut meta: Option<Meta> = None;
         for pair in &pairs {
@@ -208,6 +230,7 @@ impl ConsulBackend {
             if rel.starts_with("lock/") {
                 continue;
             }
+            indexes.insert(pair.key.clone(), pair.modify_index);
             let bytes = self.decode(pair)?;
             let parse = |what: &str| -> Result<Value, StateError> {
                 serde_json::from_slice(&bytes).map_err(|e| self.corrupt(&pair.key, format!("{what} is not JSON: {e}")))
@@ -251,7 +274,7 @@ impl ConsulBackend {
             state.outputs = m.outputs;
             state.secrets = m.secrets;
         }
-        Ok(state)
+        Ok((state, indexes))
     }
 
     fn encode(&self, what: &str, v: &impl Serialize) -> Result<(Vec<u8>, Option<u64>), StateError> {
@@ -270,15 +293,18 @@ impl ConsulBackend {
         };
         if bytes.len() > MAX_VALUE_BYTES {
             return Err(StateError::Other(format!(
-                "the state of {what} is {} KiB even compressed, more than Consul's 512 KiB value limit; nothing was written",
-                bytes.len() / 1024
+                "the state of {what} is {} KiB even compressed, more than fits in one Consul transaction ({} KiB of value within the 512 KiB request limit); nothing was written",
+                bytes.len() / 1024,
+                MAX_VALUE_BYTES / 1024
             )));
         }
         Ok((bytes, flags))
     }
 
-    /// The transaction operations for a batch of changes (without the fencing check).
-    fn ops(&self, changes: &[Change], meta: &mut Meta) -> Result<Vec<TxnOp>, StateError> {
+    /// The transaction operations for a batch of changes (without the fencing check). Every
+    /// write is a check-and-set against the modify index this run last saw (0: absent), so a
+    /// writer that bypassed the lock is detected, never silently overwritten.
+    fn ops(&self, changes: &[Change], meta: &mut Meta, indexes: &Indexes) -> Result<Vec<TxnOp>, StateError> {
         let mut sets: BTreeMap<String, (Vec<u8>, Option<u64>)> = BTreeMap::new();
         let mut deletes: Vec<String> = Vec::new();
         let mut meta_changed = false;
@@ -329,9 +355,19 @@ impl ConsulBackend {
         if meta_changed {
             sets.insert(self.key("meta"), self.encode("the stack metadata", meta)?);
         }
-        let mut ops: Vec<TxnOp> =
-            sets.into_iter().map(|(key, (value, flags))| TxnOp::Set { key, value, flags }).collect();
-        ops.extend(deletes.into_iter().map(TxnOp::delete));
+        let mut ops: Vec<TxnOp> = sets
+            .into_iter()
+            .map(|(key, (value, flags))| {
+                let index = indexes.get(&key).copied().unwrap_or(0);
+                TxnOp::Cas { key, value, flags, index }
+            })
+            .collect();
+        // Deleting a key this run never saw is a no-op; a key someone else created meanwhile
+        // is left alone rather than deleted blind.
+        ops.extend(deletes.into_iter().filter_map(|key| match indexes.get(&key) {
+            Some(&index) if index > 0 => Some(TxnOp::delete_cas(key, index)),
+            _ => None,
+        }));
         Ok(ops)
     }
 
@@ -363,6 +399,7 @@ impl ConsulBackend {
         let mut beat_index = 0u64;
         let mut last_renew = Instant::now();
         let mut announced: Option<String> = None;
+        let mut free_misses = 0u32;
         loop {
             if self.client.acquire(&self.lock_key(), body.clone(), session).await.map_err(consul_err)? {
                 return Ok(());
@@ -389,10 +426,15 @@ impl ConsulBackend {
             let held = holder.and_then(|h| h.session.clone().map(|s| (h, s)));
             match held {
                 None => {
-                    // Free, or within the lock delay after an invalidation: try again shortly.
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    // Free: try again at once. Still refused while free means the lock delay
+                    // after an invalidation is running: try again shortly.
+                    if free_misses > 0 {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    free_misses += 1;
                 }
                 Some((pair, holder_session)) => {
+                    free_misses = 0;
                     let holder_info = parse_holder(pair).map_err(|m| self.corrupt(&pair.key, m))?;
                     let now = Instant::now();
                     let same_host_dead =
@@ -456,8 +498,15 @@ impl ConsulBackend {
 
     /// Writes `state` as the whole state, in fenced transactions of at most 64 operations,
     /// removing keys it does not have.
-    async fn replace_all(&self, session: &str, state: &StackState, meta: &mut Meta) -> Result<(), StateError> {
-        let existing = self.client.keys(&self.base, None).await.map_err(consul_err)?;
+    async fn replace_all(
+        &self,
+        session: &str,
+        state: &StackState,
+        meta: &mut Meta,
+        indexes: &mut Indexes,
+    ) -> Result<(), StateError> {
+        let (_, current) = self.load_indexed().await?;
+        *indexes = current;
         let mut changes: Vec<Change> = Vec::new();
         changes.extend(state.resources.values().cloned().map(Change::PutResource));
         changes.extend(state.retired.values().cloned().map(Change::PutRetired));
@@ -471,35 +520,81 @@ impl ConsulBackend {
         let mut keep: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
         let mut ops = Vec::new();
         for change in &changes {
-            for op in self.ops(std::slice::from_ref(change), meta)? {
-                if let TxnOp::Set { key, .. } = &op {
+            for op in self.ops(std::slice::from_ref(change), meta, indexes)? {
+                if let TxnOp::Cas { key, .. } = &op {
                     keep.insert(key.clone());
                     ops.push(op);
                 }
             }
         }
-        for key in existing {
-            let rel = key.strip_prefix(&self.base).unwrap_or(&key);
-            if !rel.starts_with("lock/") && !keep.contains(&key) {
-                ops.push(TxnOp::delete(key));
+        for (key, &index) in indexes.iter() {
+            if !keep.contains(key) {
+                ops.push(TxnOp::delete_cas(key.clone(), index));
             }
         }
-        for chunk in ops.chunks(OPS_PER_TXN) {
-            self.fenced_txn(session, chunk.to_vec()).await?;
+        // Transactions of at most 63 operations and well under the 512 KiB request limit.
+        let mut chunk: Vec<TxnOp> = Vec::new();
+        let mut size = 0;
+        for op in ops {
+            let s = encoded_size(&op);
+            if !chunk.is_empty() && (chunk.len() == OPS_PER_TXN || size + s > TXN_BUDGET) {
+                self.fenced_txn(session, std::mem::take(&mut chunk), indexes).await?;
+                size = 0;
+            }
+            size += s;
+            chunk.push(op);
+        }
+        if !chunk.is_empty() {
+            self.fenced_txn(session, chunk, indexes).await?;
         }
         Ok(())
     }
 
-    async fn fenced_txn(&self, session: &str, ops: Vec<TxnOp>) -> Result<(), StateError> {
+    /// Runs `ops` after a `check-session` on the lock key, then records the new modify
+    /// indexes of what was written.
+    async fn fenced_txn(&self, session: &str, ops: Vec<TxnOp>, indexes: &mut Indexes) -> Result<(), StateError> {
         let mut all = Vec::with_capacity(ops.len() + 1);
         all.push(TxnOp::check_session(self.lock_key(), session));
+        let written: Vec<(String, bool)> = ops
+            .iter()
+            .filter_map(|op| match op {
+                TxnOp::Cas { key, .. } => Some((key.clone(), true)),
+                TxnOp::DeleteCas { key, .. } => Some((key.clone(), false)),
+                _ => None,
+            })
+            .collect();
         all.extend(ops);
         match self.client.txn(all).await {
-            Ok(_) => Ok(()),
+            Ok(results) => {
+                for (key, put) in written {
+                    if !put {
+                        indexes.remove(&key);
+                    }
+                }
+                for pair in results.results {
+                    if pair.key != self.lock_key() {
+                        indexes.insert(pair.key, pair.modify_index);
+                    }
+                }
+                Ok(())
+            }
             Err(ConsulError::TxnFailed { errors }) if errors.iter().any(|e| e.op_index == 0) => Err(StateError::Fenced(format!(
                 "this run no longer holds the lock on {} (its Consul session {session} was invalidated); nothing more can be written",
                 self.base.trim_end_matches('/')
             ))),
+            Err(ConsulError::TxnFailed { errors }) => {
+                let what: Vec<String> = errors
+                    .iter()
+                    .map(|e| {
+                        let key = written.get(e.op_index.saturating_sub(1)).map(|(k, _)| k.as_str()).unwrap_or("?");
+                        format!("{key}: {}", e.what)
+                    })
+                    .collect();
+                Err(StateError::Conflict(format!(
+                    "state in Consul was changed by another writer since this run read it ({}); nothing was overwritten",
+                    what.join("; ")
+                )))
+            }
             Err(e) => Err(consul_err(e)),
         }
     }
@@ -525,7 +620,7 @@ impl StateBackend for ConsulBackend {
             let _ = self.client.session_destroy(&session).await;
             return Err(e);
         }
-        let state = match self.load().await {
+        let (state, indexes) = match self.load_indexed().await {
             Ok(s) => s,
             Err(e) => {
                 let _ = self.client.release(&self.lock_key(), Vec::new(), &session).await;
@@ -542,7 +637,7 @@ impl StateBackend for ConsulBackend {
             backend: self.clone(),
             info,
             session,
-            meta: tokio::sync::Mutex::new(meta),
+            written: tokio::sync::Mutex::new((meta, indexes)),
             lost,
             stop,
             keeper: Some(keeper),
@@ -612,7 +707,8 @@ struct ConsulSession {
     backend: ConsulBackend,
     info: LockInfo,
     session: String,
-    meta: tokio::sync::Mutex<Meta>,
+    /// The stack metadata and the key indexes as of this run's last read or write.
+    written: tokio::sync::Mutex<(Meta, Indexes)>,
     lost: Arc<Mutex<Option<String>>>,
     stop: watch::Sender<bool>,
     keeper: Option<tokio::task::JoinHandle<()>>,
@@ -631,23 +727,31 @@ impl StateSession for ConsulSession {
     }
 
     async fn load(&mut self) -> Result<StackState, StateError> {
-        self.backend.load().await
+        let (state, indexes) = self.backend.load_indexed().await?;
+        let mut written = self.written.lock().await;
+        written.0.outputs = state.outputs.clone();
+        written.0.secrets = state.secrets.clone();
+        written.1 = indexes;
+        Ok(state)
     }
 
     async fn write(&self, changes: Vec<Change>) -> Result<(), StateError> {
         if let Some(why) = self.lost() {
             return Err(StateError::Fenced(format!("the state lock was lost ({why}); nothing more can be written")));
         }
-        let mut meta = self.meta.lock().await;
+        let mut written = self.written.lock().await;
+        let (meta, indexes) = &mut *written;
         let mut next = meta.clone();
-        let ops = self.backend.ops(&changes, &mut next)?;
-        if ops.len() > OPS_PER_TXN {
+        let ops = self.backend.ops(&changes, &mut next, indexes)?;
+        let size: usize = ops.iter().map(encoded_size).sum();
+        if ops.len() > OPS_PER_TXN || size > TXN_BUDGET {
             return Err(StateError::Other(format!(
-                "a state batch of {} operations exceeds Consul's transaction limit",
-                ops.len()
+                "a state batch of {} operations and about {} KiB exceeds what one Consul transaction takes; nothing was written",
+                ops.len(),
+                size / 1024
             )));
         }
-        match self.backend.fenced_txn(&self.session, ops).await {
+        match self.backend.fenced_txn(&self.session, ops, indexes).await {
             Ok(()) => {
                 *meta = next;
                 Ok(())
@@ -662,9 +766,10 @@ impl StateSession for ConsulSession {
     }
 
     async fn replace(&self, state: StackState) -> Result<(), StateError> {
-        let mut meta = self.meta.lock().await;
+        let mut written = self.written.lock().await;
+        let (meta, indexes) = &mut *written;
         let mut next = meta.clone();
-        self.backend.replace_all(&self.session, &state, &mut next).await?;
+        self.backend.replace_all(&self.session, &state, &mut next, indexes).await?;
         *meta = next;
         Ok(())
     }

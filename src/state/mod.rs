@@ -182,6 +182,8 @@ pub enum StateError {
     LockAlive { pid: u32, host: String },
     #[error("the state backend refused the write: {0}")]
     Fenced(String),
+    #[error("write conflict: {0}")]
+    Conflict(String),
     #[error("{0}")]
     Other(String),
 }

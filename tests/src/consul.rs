@@ -37,12 +37,18 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
 }
 
+/// Runs `f` on a runtime of its own, in a thread of its own, so that it works from async
+/// tests too.
+fn block<T: Send + 'static>(f: impl std::future::Future<Output = T> + Send + 'static) -> T {
+    std::thread::spawn(move || runtime().block_on(f)).join().expect("consul helper thread")
+}
+
 /// Ready when there is a leader and a session can be created on this agent.
 fn ready(address: &str) -> bool {
     let config =
         Config::new(address).expect("address").with_timeout(Duration::from_secs(2)).with_retry(RetryPolicy::none());
     let client = Client::new(config).expect("client");
-    runtime().block_on(async {
+    block(async move {
         if !client.leader().await.is_ok_and(|l| !l.is_empty()) {
             return false;
         }
@@ -209,7 +215,8 @@ impl Cluster {
 
     /// The index of the current leader.
     pub fn leader(&self) -> usize {
-        let leader = runtime().block_on(self.servers[0].client().leader()).expect("leader");
+        let client = self.servers[0].client();
+        let leader = block(async move { client.leader().await }).expect("leader");
         let ip = leader.split(':').next().unwrap_or_default().to_string();
         self.servers.iter().position(|s| s.host_port.starts_with(&format!("{ip}:"))).expect("leader is a server")
     }
