@@ -28,7 +28,7 @@ impl ConfigError {
 }
 
 /// The whole configuration. See README.md for each key.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub server: ServerConfig,
@@ -191,19 +191,6 @@ pub struct ReaperConfig {
 impl Default for ReaperConfig {
     fn default() -> Self {
         ReaperConfig { interval_ms: 60_000, min_age_ms: 60_000 }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig::default(),
-            auth: AuthConfig::default(),
-            limits: LimitsConfig::default(),
-            tasks: TaskConfig::default(),
-            images: ImageConfig::default(),
-            reaper: ReaperConfig::default(),
-        }
     }
 }
 

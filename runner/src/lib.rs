@@ -253,8 +253,8 @@ pub async fn serve(
     };
     let server = axum::serve(listener, app(state.clone()).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(graceful);
-    let server = std::future::IntoFuture::into_future(server);
-    tokio::pin!(server);
+    // Boxed so it can be dropped (with every request it still holds) before the cleanup below.
+    let mut server = Box::pin(std::future::IntoFuture::into_future(server));
 
     let result = tokio::select! {
         result = &mut server => result,

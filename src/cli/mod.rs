@@ -37,6 +37,7 @@ pub type BuildFn<C> = fn(&mut Stack, &C) -> anyhow::Result<()>;
 pub struct Program<C> {
     name: String,
     config_dir: PathBuf,
+    state: String,
     build: BuildFn<C>,
     registry: Registry,
 }
@@ -57,6 +58,7 @@ impl<C: DeserializeOwned> Program<C> {
         Program {
             name: name.to_string(),
             config_dir: PathBuf::from("config"),
+            state: ".cairn".to_string(),
             build,
             registry: crate::providers::local::registry(),
         }
@@ -65,6 +67,13 @@ impl<C: DeserializeOwned> Program<C> {
     /// Where `<env>.toml` files are read from.
     pub fn config_dir(mut self, dir: impl Into<PathBuf>) -> Program<C> {
         self.config_dir = dir.into();
+        self
+    }
+
+    /// Where the program's stacks keep state unless `--state` / `CAIRN_STATE` says otherwise:
+    /// a directory, `file://<dir>` or `consul://[host:port]/<prefix>` (default `.cairn`).
+    pub fn state(mut self, location: &str) -> Program<C> {
+        self.state = location.to_string();
         self
     }
 
@@ -113,11 +122,11 @@ struct Common {
     /// The environment: reads `<config-dir>/<env>.toml`; the stack is `<program>-<env>`.
     #[arg(long, short, env = "CAIRN_ENV")]
     env: String,
-    /// Where state is kept: a directory (default `.cairn`), `file://<dir>`, or
+    /// Where state is kept: a directory, `file://<dir>`, or
     /// `consul://[host:port]/<prefix>[?ttl=15s&lock_delay=1s&takeover=5s]` (token and TLS from
-    /// the `CONSUL_*` variables).
-    #[arg(long, env = "CAIRN_STATE", default_value = ".cairn")]
-    state: String,
+    /// the `CONSUL_*` variables). Default: the program's choice, else `.cairn`.
+    #[arg(long, env = "CAIRN_STATE")]
+    state: Option<String>,
     /// Where `<env>.toml` is read from (default: the program's own config directory).
     #[arg(long, env = "CAIRN_CONFIG_DIR")]
     config_dir: Option<PathBuf>,
@@ -358,8 +367,8 @@ fn style() -> Style {
     Style { color: std::io::stdout().is_terminal() && color_allowed() }
 }
 
-fn backend(common: &Common, stack: &str) -> anyhow::Result<Box<dyn StateBackend>> {
-    backend_at(&common.state, stack)
+fn backend<C>(program: &Program<C>, common: &Common, stack: &str) -> anyhow::Result<Box<dyn StateBackend>> {
+    backend_at(common.state.as_deref().unwrap_or(&program.state), stack)
 }
 
 /// The backend a `--state` value names: a directory, `file://<dir>` or
@@ -511,7 +520,7 @@ async fn run<C: DeserializeOwned>(program: &Program<C>, command: Command) -> any
         }
         Command::Preview { common, format, detailed_exitcode } => {
             let desired = program.desired(&common.env, common.config_dir.as_deref())?;
-            let backend = backend(&common, &desired.stack)?;
+            let backend = backend(program, &common, &desired.stack)?;
             let state = backend.read().await?;
             let b = secret_box(&common, &state, Some(&desired), None).await?;
             let state = decrypt(state, &b)?;
@@ -542,7 +551,7 @@ async fn run<C: DeserializeOwned>(program: &Program<C>, command: Command) -> any
         Command::Refresh { common, run, dry_run } => refresh(program, &common, &run, dry_run).await,
         Command::Outputs { common, json, show_secrets } => {
             let stack = stack_name(program, &common.env)?;
-            let backend = backend(&common, &stack)?;
+            let backend = backend(program, &common, &stack)?;
             let state = backend.read().await?;
             let outputs = if show_secrets {
                 let b = secret_box(&common, &state, None, None).await?;
@@ -568,7 +577,7 @@ async fn run<C: DeserializeOwned>(program: &Program<C>, command: Command) -> any
         }
         Command::Unlock { common, lock_id } => {
             let stack = stack_name(program, &common.env)?;
-            let backend = backend(&common, &stack)?;
+            let backend = backend(program, &common, &stack)?;
             let info = backend.force_unlock(&lock_id).await?;
             println!(
                 "released lock {} held by {} (pid {}) for `{}` since {}",
@@ -587,7 +596,7 @@ async fn deploy<C: DeserializeOwned>(
     desired: Desired,
     operation: &str,
 ) -> anyhow::Result<u8> {
-    let backend = backend(common, &desired.stack)?;
+    let backend = backend(program, common, &desired.stack)?;
     let mut session = lock(backend.as_ref(), operation, run.lock.lock_timeout).await?;
     let result = deploy_locked(program, common, run, &desired, operation, session.as_mut()).await;
     let released = session.release().await;
@@ -664,7 +673,7 @@ async fn refresh<C: DeserializeOwned>(
     dry_run: bool,
 ) -> anyhow::Result<u8> {
     let stack = stack_name(program, &common.env)?;
-    let backend = backend(common, &stack)?;
+    let backend = backend(program, common, &stack)?;
     let engine_for = |b: Option<Arc<SecretBox>>| Engine {
         registry: program.registry.clone(),
         stack: stack.clone(),
@@ -710,7 +719,7 @@ async fn state_command<C: DeserializeOwned>(program: &Program<C>, command: State
     match command {
         StateCommand::List { common } => {
             let stack = stack_name(program, &common.env)?;
-            let state = backend(&common, &stack)?.read().await?;
+            let state = backend(program, &common, &stack)?.read().await?;
             for r in state.resources.values() {
                 println!("{}  {}  {}", r.urn, r.type_token, r.id);
             }
@@ -724,7 +733,7 @@ async fn state_command<C: DeserializeOwned>(program: &Program<C>, command: State
         }
         StateCommand::Show { common, urn } => {
             let stack = stack_name(program, &common.env)?;
-            let state = backend(&common, &stack)?.read().await?;
+            let state = backend(program, &common, &stack)?.read().await?;
             let r = state
                 .resources
                 .get(&crate::Urn::from(urn.as_str()))
@@ -739,7 +748,7 @@ async fn state_command<C: DeserializeOwned>(program: &Program<C>, command: State
         }
         StateCommand::Rm { common, urn, yes, lock: lock_args } => {
             let stack = stack_name(program, &common.env)?;
-            let backend = backend(&common, &stack)?;
+            let backend = backend(program, &common, &stack)?;
             let mut session = lock(backend.as_ref(), "state rm", lock_args.lock_timeout).await?;
             let result: anyhow::Result<u8> = async {
                 let state = session.load().await?;
@@ -769,7 +778,7 @@ async fn state_command<C: DeserializeOwned>(program: &Program<C>, command: State
         }
         StateCommand::Export { common, out } => {
             let stack = stack_name(program, &common.env)?;
-            let state = backend(&common, &stack)?.read().await?;
+            let state = backend(program, &common, &stack)?.read().await?;
             let mut text = serde_json::to_string_pretty(&state)?;
             text.push('\n');
             match out {
@@ -782,7 +791,7 @@ async fn state_command<C: DeserializeOwned>(program: &Program<C>, command: State
         }
         StateCommand::Migrate { common, to, keep_source, yes, lock: lock_args } => {
             let stack = stack_name(program, &common.env)?;
-            let source = backend(&common, &stack)?;
+            let source = backend(program, &common, &stack)?;
             let destination = backend_at(&to, &stack)?;
             if source.describe() == destination.describe() {
                 bail!("the source and the destination are the same: {}", source.describe());
@@ -857,7 +866,7 @@ async fn state_command<C: DeserializeOwned>(program: &Program<C>, command: State
             if imported.stack != stack {
                 bail!("{} is the state of stack `{}`, not `{stack}`", file.display(), imported.stack);
             }
-            let backend = backend(&common, &stack)?;
+            let backend = backend(program, &common, &stack)?;
             let mut session = lock(backend.as_ref(), "state import", lock_args.lock_timeout).await?;
             let result: anyhow::Result<u8> = async {
                 let current = session.load().await?;
