@@ -437,19 +437,7 @@ impl Run<'_> {
                 let d = self.desired(&step.urn)?;
                 let from = step.renamed_from.as_ref().unwrap_or(&step.urn);
                 let prior = current(from).ok_or_else(|| format!("`{from}` is missing from state"))?;
-                let rec = ResourceState {
-                    outputs: prior.outputs.clone(),
-                    ..record(d, prior.id.clone(), prior.inputs.clone(), Value::Null)
-                };
-                let mut changes = vec![Change::PutResource(rec.clone())];
-                if from != &step.urn {
-                    changes.push(Change::RemoveResource(from.clone()));
-                }
-                self.write(changes).await?;
-                let mut live = self.live.lock().expect("lock poisoned");
-                live.resources.remove(from);
-                live.resources.insert(step.urn.clone(), rec);
-                Ok(())
+                self.put_record(from, restated(d, &prior)).await
             }
             Op::Create => {
                 let d = self.desired(&step.urn)?;
@@ -463,17 +451,7 @@ impl Run<'_> {
                 let inputs = self.inputs(d, Some(&prior))?;
                 if plan::diff(&prior.inputs, &inputs, &d.replace_on_change).is_empty() {
                     // Known now: nothing changed after all.
-                    let rec = ResourceState {
-                        outputs: prior.outputs.clone(),
-                        ..record(d, prior.id.clone(), prior.inputs.clone(), Value::Null)
-                    };
-                    let mut changes = vec![Change::PutResource(rec.clone())];
-                    if from != &step.urn {
-                        changes.push(Change::RemoveResource(from.clone()));
-                    }
-                    self.write(changes).await?;
-                    self.live.lock().expect("lock poisoned").resources.insert(step.urn.clone(), rec);
-                    return Ok(());
+                    return self.put_record(from, restated(d, &prior)).await;
                 }
                 let provider = self.engine.provider(&d.type_token)?;
                 let op = Self::pending(PendingKind::Update, &step.urn, Some(prior.id.clone()), Value::Null, false);
@@ -483,17 +461,9 @@ impl Run<'_> {
                     .await
                     .map_err(|e| format!("update failed: {e}"))?;
                 let rec = record(d, prior.id.clone(), inputs, outputs);
-                let mut changes = vec![Change::PutResource(rec.clone())];
-                if from != &step.urn {
-                    changes.push(Change::RemoveResource(from.clone()));
-                }
-                self.write(changes)
+                self.put_record(from, rec)
                     .await
-                    .map_err(|e| format!("updated {} but the result could not be recorded: {e}", prior.id))?;
-                let mut live = self.live.lock().expect("lock poisoned");
-                live.resources.remove(from);
-                live.resources.insert(step.urn.clone(), rec);
-                Ok(())
+                    .map_err(|e| format!("updated {} but the result could not be recorded: {e}", prior.id))
             }
             Op::Replace => {
                 let d = self.desired(&step.urn)?;
@@ -531,6 +501,19 @@ impl Run<'_> {
                 Ok(())
             }
         }
+    }
+
+    /// Records `rec` (moving it from `from` when the resource was renamed) and makes it live.
+    async fn put_record(&self, from: &Urn, rec: ResourceState) -> Result<(), String> {
+        let mut changes = vec![Change::PutResource(rec.clone())];
+        if from != &rec.urn {
+            changes.push(Change::RemoveResource(from.clone()));
+        }
+        self.write(changes).await?;
+        let mut live = self.live.lock().expect("lock poisoned");
+        live.resources.remove(from);
+        live.resources.insert(rec.urn.clone(), rec);
+        Ok(())
     }
 
     /// Creates `d`; with `replacing`, the old record is retired in the same state write.
@@ -576,6 +559,11 @@ impl Run<'_> {
         }
         Ok(())
     }
+}
+
+/// `prior` with the program's current options and dependencies: a state-only change.
+fn restated(d: &DesiredResource, prior: &ResourceState) -> ResourceState {
+    ResourceState { outputs: prior.outputs.clone(), ..record(d, prior.id.clone(), prior.inputs.clone(), Value::Null) }
 }
 
 fn collect_unknowns(v: &Value, into: &mut Vec<OutputRef>) {

@@ -413,6 +413,21 @@ async fn lock(
     Ok(backend.lock(LockInfo::new(operation), timeout).await?)
 }
 
+/// Runs `f` holding the stack's lock, and releases the lock whatever `f` did.
+async fn locked(
+    backend: &dyn StateBackend,
+    operation: &str,
+    timeout: Option<Duration>,
+    f: impl AsyncFnOnce(&mut dyn StateSession) -> anyhow::Result<u8>,
+) -> anyhow::Result<u8> {
+    let mut session = lock(backend, operation, timeout).await?;
+    let result = f(session.as_mut()).await;
+    let released = session.release().await;
+    let code = result?;
+    released.context("releasing the lock")?;
+    Ok(code)
+}
+
 /// Opens the stack's secret key when anything needs it. With `create`, a stack that has
 /// secrets to store but no key yet gets one (and the session records it).
 async fn secret_box(
@@ -597,12 +612,10 @@ async fn deploy<C: DeserializeOwned>(
     operation: &str,
 ) -> anyhow::Result<u8> {
     let backend = backend(program, common, &desired.stack)?;
-    let mut session = lock(backend.as_ref(), operation, run.lock.lock_timeout).await?;
-    let result = deploy_locked(program, common, run, &desired, operation, session.as_mut()).await;
-    let released = session.release().await;
-    let code = result?;
-    released.context("releasing the lock")?;
-    Ok(code)
+    locked(backend.as_ref(), operation, run.lock.lock_timeout, async |session| {
+        deploy_locked(program, common, run, &desired, operation, session).await
+    })
+    .await
 }
 
 async fn deploy_locked<C: DeserializeOwned>(
@@ -689,10 +702,9 @@ async fn refresh<C: DeserializeOwned>(
         print!("{}", show::drift(&drifts, style()));
         return Ok(if drifts.is_empty() { 0 } else { 2 });
     }
-    let mut session = lock(backend.as_ref(), "refresh", run.lock.lock_timeout).await?;
-    let result: anyhow::Result<u8> = async {
+    locked(backend.as_ref(), "refresh", run.lock.lock_timeout, async |session| {
         let raw = session.load().await?;
-        let b = secret_box(common, &raw, None, Some(session.as_ref())).await?;
+        let b = secret_box(common, &raw, None, Some(&*session)).await?;
         let state = decrypt(raw, &b)?;
         let engine = engine_for(b);
         let drifts = engine.refresh(&state).await.map_err(|e| anyhow!(e))?;
@@ -704,15 +716,11 @@ async fn refresh<C: DeserializeOwned>(
             println!("cancelled: state was not changed");
             return Ok(1);
         }
-        engine.write_refresh(session.as_ref(), &drifts).await.map_err(|e| anyhow!(e))?;
+        engine.write_refresh(&*session, &drifts).await.map_err(|e| anyhow!(e))?;
         println!("state updated; run `deploy` to bring the resources back to what the program declares");
         Ok(0)
-    }
-    .await;
-    let released = session.release().await;
-    let code = result?;
-    released.context("releasing the lock")?;
-    Ok(code)
+    })
+    .await
 }
 
 async fn state_command<C: DeserializeOwned>(program: &Program<C>, command: StateCommand) -> anyhow::Result<u8> {
@@ -749,8 +757,7 @@ async fn state_command<C: DeserializeOwned>(program: &Program<C>, command: State
         StateCommand::Rm { common, urn, yes, lock: lock_args } => {
             let stack = stack_name(program, &common.env)?;
             let backend = backend(program, &common, &stack)?;
-            let mut session = lock(backend.as_ref(), "state rm", lock_args.lock_timeout).await?;
-            let result: anyhow::Result<u8> = async {
+            locked(backend.as_ref(), "state rm", lock_args.lock_timeout, async |session| {
                 let state = session.load().await?;
                 let urn = crate::Urn::from(urn.as_str());
                 let r = state.resources.get(&urn).ok_or_else(|| anyhow!("`{urn}` is not in the state of {stack}"))?;
@@ -769,12 +776,8 @@ async fn state_command<C: DeserializeOwned>(program: &Program<C>, command: State
                 session.write(vec![Change::RemoveResource(urn.clone())]).await?;
                 println!("removed `{urn}` from state; the real resource was left in place");
                 Ok(0)
-            }
-            .await;
-            let released = session.release().await;
-            let code = result?;
-            released.context("releasing the lock")?;
-            Ok(code)
+            })
+            .await
         }
         StateCommand::Export { common, out } => {
             let stack = stack_name(program, &common.env)?;
@@ -867,8 +870,7 @@ async fn state_command<C: DeserializeOwned>(program: &Program<C>, command: State
                 bail!("{} is the state of stack `{}`, not `{stack}`", file.display(), imported.stack);
             }
             let backend = backend(program, &common, &stack)?;
-            let mut session = lock(backend.as_ref(), "state import", lock_args.lock_timeout).await?;
-            let result: anyhow::Result<u8> = async {
+            locked(backend.as_ref(), "state import", lock_args.lock_timeout, async |session| {
                 let current = session.load().await?;
                 if !confirm(
                     &format!(
@@ -885,12 +887,8 @@ async fn state_command<C: DeserializeOwned>(program: &Program<C>, command: State
                 session.replace(imported).await?;
                 println!("imported {}", file.display());
                 Ok(0)
-            }
-            .await;
-            let released = session.release().await;
-            let code = result?;
-            released.context("releasing the lock")?;
-            Ok(code)
+            })
+            .await
         }
     }
 }
