@@ -414,13 +414,19 @@ impl Run<'_> {
         if step.op != Op::Same {
             events(Event::Started { urn: step.urn.clone(), op: step.op });
         }
+        tracing::debug!(urn = %step.urn, op = %step.op, "step started");
         let result = self.step_inner(step).await;
+        let elapsed = started.elapsed();
         match &result {
             Ok(()) if step.op != Op::Same => {
-                events(Event::Finished { urn: step.urn.clone(), op: step.op, elapsed: started.elapsed() })
+                tracing::info!(urn = %step.urn, op = %step.op, elapsed_ms = elapsed.as_millis() as u64, "step done");
+                events(Event::Finished { urn: step.urn.clone(), op: step.op, elapsed })
             }
             Ok(()) => {}
-            Err(e) => events(Event::Failed { urn: step.urn.clone(), op: step.op, error: e.clone() }),
+            Err(e) => {
+                tracing::warn!(urn = %step.urn, op = %step.op, error = %e, "step failed");
+                events(Event::Failed { urn: step.urn.clone(), op: step.op, error: e.clone() })
+            }
         }
         result
     }

@@ -1,4 +1,4 @@
-//! `cairn-runner`: parses arguments and configuration, then serves. Everything else lives in
+//! `runner`: parses arguments and configuration, then serves. Everything else lives in
 //! the library.
 
 use std::net::SocketAddr;
@@ -11,7 +11,7 @@ use tracing_subscriber::EnvFilter;
 
 /// Runs commands in fresh Docker containers over HTTP (ecs API v1.1).
 #[derive(Debug, Parser)]
-#[command(name = "cairn-runner", version)]
+#[command(name = "runner", version)]
 struct Args {
     /// Address to listen on [default: 127.0.0.1:8448, or server.listen from the config].
     #[arg(long, value_name = "ADDR")]
@@ -35,7 +35,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             tracing::error!("{message}");
-            eprintln!("cairn-runner: {message}");
+            eprintln!("runner: {message}");
             ExitCode::FAILURE
         }
     }

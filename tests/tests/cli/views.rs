@@ -90,3 +90,42 @@ fn help_describes_every_command() {
         assert!(r.stdout.contains(cmd), "{cmd} missing from --help:\n{}", r.stdout);
     }
 }
+
+/// Runs `command` on a pseudo-terminal (util-linux `script`), typing `input`.
+fn on_a_terminal(p: &Project, args: &[&str], input: &str) -> crate::support::Run {
+    let program = env!("CARGO_BIN_EXE_test-stack");
+    let line = std::iter::once(program).chain(args.iter().copied()).collect::<Vec<_>>().join(" ");
+    let mut c = p.command(&[]);
+    let mut script = std::process::Command::new("script");
+    script.args(["-qec", &line, "/dev/null"]).current_dir(p.path()).stdin(std::process::Stdio::piped());
+    for (k, v) in c.get_envs() {
+        match v {
+            Some(v) => script.env(k, v),
+            None => script.env_remove(k),
+        };
+    }
+    let _ = &mut c;
+    let mut child =
+        script.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("script");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap().into()
+}
+
+#[test]
+fn on_a_terminal_deploy_shows_the_plan_and_asks() {
+    let p = Project::new("count = 2\nvalue = \"v\"\n");
+    let r = on_a_terminal(&p, &["deploy", "--env", "dev"], "n\n");
+    assert!(r.stdout.contains("2 to create"), "{}", r.stdout);
+    assert!(r.stdout.contains("Do you want to deploy these changes? [y/N]"), "{}", r.stdout);
+    assert!(r.stdout.contains("cancelled: nothing was changed"), "{}", r.stdout);
+    assert!(p.things().is_empty());
+
+    let r = on_a_terminal(&p, &["deploy", "--env", "dev"], "y\n");
+    assert!(r.stdout.contains("done: 2 changes applied"), "{}", r.stdout);
+    assert_eq!(p.things().len(), 2);
+
+    let r = on_a_terminal(&p, &["destroy", "--env", "dev"], "y\n");
+    assert!(r.stdout.contains("Do you want to destroy every resource of test-dev? [y/N]"), "{}", r.stdout);
+    assert!(p.things().is_empty());
+}
