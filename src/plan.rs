@@ -200,19 +200,26 @@ fn set_path(target: &mut Value, path: &str, new: Option<Value>) {
 }
 
 /// Whether `desired`, with its outputs resolved by `lookup`, equals `prior`.
-fn resolved_eq(desired: &Value, prior: &Value, lookup: &dyn Fn(&str, &str) -> Option<Value>) -> bool {
+fn resolved_eq<'a>(desired: &Value, prior: &Value, find: &dyn Fn(&str, &str) -> Option<(&'a Value, bool)>) -> bool {
     if let Some((urn, path)) = value::output_ref_parts(desired) {
-        return lookup(urn, path).is_some_and(|v| &v == prior);
+        return match find(urn, path) {
+            None => false,
+            Some((v, false)) => v == prior,
+            Some((v, true)) => value::marker(prior, value::SECRET).is_some_and(|p| p == v),
+        };
     }
     if value::marker(desired, value::CONCAT).is_some() {
-        return &value::resolve(desired, &|o: &OutputRef| lookup(o.urn.as_str(), &o.path)) == prior;
+        let lookup = |o: &OutputRef| {
+            find(o.urn.as_str(), &o.path).map(|(v, s)| if s { value::secret(v.clone()) } else { v.clone() })
+        };
+        return &value::resolve(desired, &lookup) == prior;
     }
     match (desired, prior) {
         (Value::Object(a), Value::Object(b)) => {
-            a.len() == b.len() && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| resolved_eq(v, w, lookup)))
+            a.len() == b.len() && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| resolved_eq(v, w, find)))
         }
         (Value::Array(a), Value::Array(b)) => {
-            a.len() == b.len() && a.iter().zip(b).all(|(v, w)| resolved_eq(v, w, lookup))
+            a.len() == b.len() && a.iter().zip(b).all(|(v, w)| resolved_eq(v, w, find))
         }
         (a, b) => a == b,
     }
@@ -333,21 +340,23 @@ pub fn plan(desired: &Desired, prior: &StackState) -> Result<Plan, PlanError> {
     for &i in &order {
         let r = resources[i];
         let p = prior_of[i];
-        let lookup_parts = |urn: &str, path: &str| -> Option<Value> {
+        let find = |urn: &str, path: &str| -> Option<(&Value, bool)> {
             let j = *index.get(urn)?;
             if ops[j] != Op::Same {
                 return None;
             }
-            prior_of[j].and_then(|p| value::lookup_output(&p.outputs, path))
+            prior_of[j].and_then(|p| value::find_output(&p.outputs, path))
         };
-        let lookup = |o: &OutputRef| lookup_parts(o.urn.as_str(), &o.path);
+        let lookup = |o: &OutputRef| {
+            find(o.urn.as_str(), &o.path).map(|(v, s)| if s { value::secret(v.clone()) } else { v.clone() })
+        };
         let (op, diffs) = match p {
             None => (Op::Create, Vec::new()),
             // The common case, unchanged, is decided without building the resolved inputs.
             Some(p)
                 if p.type_token == r.type_token
                     && r.ignore_changes.is_empty()
-                    && resolved_eq(&r.inputs, &p.inputs, &lookup_parts) =>
+                    && resolved_eq(&r.inputs, &p.inputs, &find) =>
             {
                 (Op::Same, Vec::new())
             }

@@ -212,6 +212,13 @@ pub fn get_path<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
 
 /// Looks up an output, keeping it secret when it, or anything around it, was secret.
 pub fn lookup_output(outputs: &Value, path: &str) -> Option<Value> {
+    let (found, is_secret) = find_output(outputs, path)?;
+    Some(if is_secret { secret(found.clone()) } else { found.clone() })
+}
+
+/// Like [`lookup_output`], borrowed: the value, and whether it (or anything around it) is
+/// secret.
+pub fn find_output<'a>(outputs: &'a Value, path: &str) -> Option<(&'a Value, bool)> {
     let mut current = outputs;
     let mut is_secret = false;
     for part in path.split('.') {
@@ -225,8 +232,10 @@ pub fn lookup_output(outputs: &Value, path: &str) -> Option<Value> {
             _ => return None,
         };
     }
-    let found = current.clone();
-    Some(if is_secret { secret(found) } else { found })
+    if let Some(inner) = marker(current, SECRET) {
+        return Some((inner, true));
+    }
+    Some((current, is_secret))
 }
 
 /// `target` with every value made secret whose counterpart in `reference` is secret. Used to
