@@ -200,7 +200,10 @@ fn set_path(target: &mut Value, path: &str, new: Option<Value>) {
 }
 
 /// Whether `desired`, with its outputs resolved by `lookup`, equals `prior`.
-fn resolved_eq<'a>(desired: &Value, prior: &Value, find: &dyn Fn(&str, &str) -> Option<(&'a Value, bool)>) -> bool {
+/// Finds an output by (urn, path): the value and whether it is secret.
+type FindOutput<'f, 'a> = dyn Fn(&str, &str) -> Option<(&'a Value, bool)> + 'f;
+
+fn resolved_eq<'a>(desired: &Value, prior: &Value, find: &FindOutput<'_, 'a>) -> bool {
     if let Some((urn, path)) = value::output_ref_parts(desired) {
         return match find(urn, path) {
             None => false,
