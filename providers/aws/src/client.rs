@@ -1,0 +1,437 @@
+//! The shared AWS context: configuration, one SDK client per service and region, and the
+//! mapping of SDK errors to [`ProviderError`]s.
+//!
+//! Configuration comes from the standard chain (`aws_config::defaults`: environment, shared
+//! profile files, SSO-less web identity, ECS and IMDS credentials), with a few explicit
+//! overrides ([`AwsConfig`]): an endpoint that every service is sent to (a local emulator),
+//! static credentials, the default region, retry attempts and timeouts. The chain is loaded
+//! once, lazily, on the first call; each (service, region) pair then gets one client, built
+//! from that shared configuration, so credentials are resolved and cached once.
+//!
+//! Nothing here is public except [`Aws`] and [`AwsConfig`], and neither exposes an SDK type.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_ecr::config::http::HttpResponse;
+use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use cairn::provider::{Context, ProviderError};
+use serde_json::Value;
+use tokio::sync::OnceCell;
+
+/// How to reach AWS. The defaults follow the standard chain; every field overrides it.
+#[derive(Clone)]
+pub struct AwsConfig {
+    /// Send every service's requests to this URL (for example a local emulator). Unset: the
+    /// standard chain's (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`, profile), or AWS.
+    pub endpoint_url: Option<String>,
+    /// Use these credentials instead of the standard chain (access key id, secret key).
+    pub static_credentials: Option<(String, String)>,
+    /// The region of resources whose inputs and id do not say (imports by bare name). Unset:
+    /// the standard chain's (`AWS_REGION`, profile, IMDS).
+    pub default_region: Option<String>,
+    /// Attempts per operation, first one included, in the standard retry mode (which backs
+    /// off exponentially with jitter on throttling, 5xx and transient network errors).
+    pub max_attempts: u32,
+    /// First backoff of the standard retry mode.
+    pub initial_backoff: Duration,
+    /// Time limit of one operation, retries included.
+    pub operation_timeout: Duration,
+    /// Time limit of one attempt of an operation.
+    pub attempt_timeout: Duration,
+    /// Time limit to establish a connection.
+    pub connect_timeout: Duration,
+}
+
+impl Default for AwsConfig {
+    fn default() -> AwsConfig {
+        AwsConfig {
+            endpoint_url: None,
+            static_credentials: None,
+            default_region: None,
+            max_attempts: 3,
+            initial_backoff: Duration::from_secs(1),
+            operation_timeout: Duration::from_secs(120),
+            attempt_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl fmt::Debug for AwsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AwsConfig")
+            .field("endpoint_url", &self.endpoint_url)
+            .field("static_credentials", &self.static_credentials.as_ref().map(|(id, _)| (id, "[secret]")))
+            .field("default_region", &self.default_region)
+            .field("max_attempts", &self.max_attempts)
+            .field("initial_backoff", &self.initial_backoff)
+            .field("operation_timeout", &self.operation_timeout)
+            .field("attempt_timeout", &self.attempt_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
+}
+
+/// The AWS context shared by every provider of a program: configuration loaded once, and one
+/// client per service and region, created on first use. Cheap to clone.
+#[derive(Clone)]
+pub struct Aws {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: AwsConfig,
+    base: OnceCell<SdkConfig>,
+    ecr: Mutex<HashMap<String, aws_sdk_ecr::Client>>,
+    sns: Mutex<HashMap<String, aws_sdk_sns::Client>>,
+    logs: Mutex<HashMap<String, aws_sdk_cloudwatchlogs::Client>>,
+}
+
+impl fmt::Debug for Aws {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Aws").field("config", &self.inner.config).finish_non_exhaustive()
+    }
+}
+
+impl Default for Aws {
+    fn default() -> Aws {
+        Aws::new(AwsConfig::default())
+    }
+}
+
+impl Aws {
+    pub fn new(config: AwsConfig) -> Aws {
+        Aws {
+            inner: Arc::new(Inner {
+                config,
+                base: OnceCell::new(),
+                ecr: Mutex::default(),
+                sns: Mutex::default(),
+                logs: Mutex::default(),
+            }),
+        }
+    }
+
+    /// The standard chain with no overrides.
+    pub fn from_env() -> Aws {
+        Aws::default()
+    }
+
+    pub fn config(&self) -> &AwsConfig {
+        &self.inner.config
+    }
+
+    async fn base(&self) -> &SdkConfig {
+        self.inner
+            .base
+            .get_or_init(|| async {
+                let c = &self.inner.config;
+                let http = aws_smithy_http_client::Builder::new()
+                    .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+                    .build_https();
+                let mut loader = aws_config::defaults(BehaviorVersion::latest())
+                    .http_client(http)
+                    .retry_config(
+                        RetryConfig::standard()
+                            .with_max_attempts(c.max_attempts.max(1))
+                            .with_initial_backoff(c.initial_backoff),
+                    )
+                    .timeout_config(
+                        TimeoutConfig::builder()
+                            .connect_timeout(c.connect_timeout)
+                            .operation_timeout(c.operation_timeout)
+                            .operation_attempt_timeout(c.attempt_timeout)
+                            .build(),
+                    );
+                if let Some(url) = &c.endpoint_url {
+                    loader = loader.endpoint_url(url);
+                }
+                if let Some((id, secret)) = &c.static_credentials {
+                    loader = loader.credentials_provider(aws_credential_types::Credentials::new(
+                        id,
+                        secret,
+                        None,
+                        None,
+                        "cairn-static",
+                    ));
+                }
+                if let Some(region) = &c.default_region {
+                    loader = loader.region(Region::new(region.clone()));
+                }
+                loader.load().await
+            })
+            .await
+    }
+
+    /// The region to use: the one given, or the configured default.
+    pub(crate) async fn region(&self, given: Option<&str>) -> Result<String, String> {
+        if let Some(r) = given.filter(|r| !r.is_empty()) {
+            return Ok(r.to_string());
+        }
+        match self.base().await.region() {
+            Some(r) => Ok(r.to_string()),
+            None => Err("no region: set the resource's `region` (or AWS_REGION for imports)".into()),
+        }
+    }
+
+    pub(crate) async fn ecr(&self, region: &str) -> aws_sdk_ecr::Client {
+        if let Some(c) = self.inner.ecr.lock().expect("lock poisoned").get(region) {
+            return c.clone();
+        }
+        let conf =
+            aws_sdk_ecr::config::Builder::from(self.base().await).region(Region::new(region.to_string())).build();
+        let client = aws_sdk_ecr::Client::from_conf(conf);
+        self.inner.ecr.lock().expect("lock poisoned").entry(region.to_string()).or_insert(client).clone()
+    }
+
+    pub(crate) async fn sns(&self, region: &str) -> aws_sdk_sns::Client {
+        if let Some(c) = self.inner.sns.lock().expect("lock poisoned").get(region) {
+            return c.clone();
+        }
+        let conf =
+            aws_sdk_sns::config::Builder::from(self.base().await).region(Region::new(region.to_string())).build();
+        let client = aws_sdk_sns::Client::from_conf(conf);
+        self.inner.sns.lock().expect("lock poisoned").entry(region.to_string()).or_insert(client).clone()
+    }
+
+    pub(crate) async fn logs(&self, region: &str) -> aws_sdk_cloudwatchlogs::Client {
+        if let Some(c) = self.inner.logs.lock().expect("lock poisoned").get(region) {
+            return c.clone();
+        }
+        let conf = aws_sdk_cloudwatchlogs::config::Builder::from(self.base().await)
+            .region(Region::new(region.to_string()))
+            .build();
+        let client = aws_sdk_cloudwatchlogs::Client::from_conf(conf);
+        self.inner.logs.lock().expect("lock poisoned").entry(region.to_string()).or_insert(client).clone()
+    }
+
+    /// How many clients exist, for tests of the sharing: (ECR, SNS, Logs).
+    #[doc(hidden)]
+    pub fn client_counts(&self) -> (usize, usize, usize) {
+        (
+            self.inner.ecr.lock().expect("lock poisoned").len(),
+            self.inner.sns.lock().expect("lock poisoned").len(),
+            self.inner.logs.lock().expect("lock poisoned").len(),
+        )
+    }
+}
+
+/// A failed AWS call: which operation, and what AWS (or the network) said.
+#[derive(Debug, Clone)]
+pub(crate) struct AwsError {
+    service: &'static str,
+    operation: &'static str,
+    code: Option<String>,
+    message: String,
+}
+
+impl AwsError {
+    /// Whether AWS answered with one of these error codes.
+    pub(crate) fn is(&self, codes: &[&str]) -> bool {
+        self.code.as_deref().is_some_and(|c| codes.contains(&c))
+    }
+
+    /// The error as a provider error naming the resource.
+    pub(crate) fn at(self, ctx: Context<'_>) -> ProviderError {
+        ProviderError::new(format!("`{}`: {self}", ctx.urn))
+    }
+}
+
+impl fmt::Display for AwsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.code {
+            Some(code) => write!(f, "{} {} failed: {code}: {}", self.service, self.operation, self.message),
+            None => write!(f, "{} {} failed: {}", self.service, self.operation, self.message),
+        }
+    }
+}
+
+/// Names the operation of an SDK call's result.
+pub(crate) trait SdkResultExt<T> {
+    fn op(self, service: &'static str, operation: &'static str) -> Result<T, AwsError>;
+}
+
+impl<T, E> SdkResultExt<T> for Result<T, SdkError<E, HttpResponse>>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    fn op(self, service: &'static str, operation: &'static str) -> Result<T, AwsError> {
+        self.map_err(|e| {
+            let code = e.code().map(str::to_string);
+            let message = match (&code, e.message()) {
+                (Some(_), Some(m)) => m.to_string(),
+                // No code: a timeout, a network failure, an answer that is not AWS's. Say what
+                // happened (the chain of causes) and the HTTP status, if there was an answer.
+                _ => {
+                    let mut parts = vec![e.to_string()];
+                    let mut source = std::error::Error::source(&e);
+                    while let Some(s) = source {
+                        let text = s.to_string();
+                        if !parts.iter().any(|p| p.contains(&text)) {
+                            parts.push(text);
+                        }
+                        source = s.source();
+                    }
+                    if let Some(r) = e.raw_response() {
+                        parts.push(format!("HTTP {}", r.status().as_u16()));
+                    }
+                    parts.join(": ")
+                }
+            };
+            AwsError { service, operation, code, message }
+        })
+    }
+}
+
+/// Turns an [`AwsError`] into a [`ProviderError`] naming the resource.
+pub(crate) trait AtUrn<T> {
+    fn at(self, ctx: Context<'_>) -> Result<T, ProviderError>;
+}
+
+impl<T> AtUrn<T> for Result<T, AwsError> {
+    fn at(self, ctx: Context<'_>) -> Result<T, ProviderError> {
+        self.map_err(|e| e.at(ctx))
+    }
+}
+
+/// `Ok(None)` for the given "not found" codes.
+pub(crate) fn found<T>(r: Result<T, AwsError>, not_found: &[&str]) -> Result<Option<T>, AwsError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.is(not_found) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// `Ok(())` for the given "not found" codes: deleting what is gone succeeds.
+pub(crate) fn gone_ok<T>(r: Result<T, AwsError>, not_found: &[&str]) -> Result<(), AwsError> {
+    found(r, not_found).map(|_| ())
+}
+
+/// A provider error about the resource's inputs or id, naming the resource.
+pub(crate) fn invalid(ctx: Context<'_>, message: impl fmt::Display) -> ProviderError {
+    ProviderError::new(format!("`{}`: {message}", ctx.urn))
+}
+
+/// An SDK builder failure (a required field missing): a bug here, reported as an error.
+pub(crate) fn build_error(ctx: Context<'_>, what: &str, e: impl fmt::Display) -> ProviderError {
+    ProviderError::new(format!("`{}`: cannot build {what}: {e}", ctx.urn))
+}
+
+/// The parts of an ARN: `arn:<partition>:<service>:<region>:<account>:<resource>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Arn<'a> {
+    pub service: &'a str,
+    pub region: &'a str,
+    pub account: &'a str,
+    pub resource: &'a str,
+}
+
+pub(crate) fn parse_arn(s: &str) -> Option<Arn<'_>> {
+    let mut parts = s.splitn(6, ':');
+    if parts.next()? != "arn" {
+        return None;
+    }
+    let _partition = parts.next()?;
+    Some(Arn { service: parts.next()?, region: parts.next()?, account: parts.next()?, resource: parts.next()? })
+}
+
+/// The tags cairn puts on every taggable resource.
+pub(crate) const TAG_STACK: &str = "cairn:stack";
+pub(crate) const TAG_URN: &str = "cairn:urn";
+
+/// The user's tags plus cairn's.
+pub(crate) fn all_tags(ctx: Context<'_>, user: &std::collections::BTreeMap<String, String>) -> Vec<(String, String)> {
+    let mut tags: Vec<(String, String)> = user.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    tags.push((TAG_STACK.to_string(), ctx.stack.to_string()));
+    tags.push((TAG_URN.to_string(), ctx.urn.as_str().to_string()));
+    tags
+}
+
+/// Tags as AWS reports them, without cairn's: what the program declares.
+pub(crate) fn user_tags(
+    tags: impl IntoIterator<Item = (String, String)>,
+) -> std::collections::BTreeMap<String, String> {
+    tags.into_iter().filter(|(k, _)| !k.starts_with("cairn:")).collect()
+}
+
+/// Checks user tags: keys may not use the reserved `cairn:` and `aws:` prefixes, and AWS's
+/// length limits.
+pub(crate) fn validate_tags(type_token: &str, tags: &std::collections::BTreeMap<String, String>) -> Result<(), String> {
+    for (k, v) in tags {
+        if k.is_empty() || k.chars().count() > 128 {
+            return Err(format!("{type_token}: `tags` key `{k}` must be 1 to 128 characters"));
+        }
+        if k.starts_with("cairn:") || k.to_ascii_lowercase().starts_with("aws:") {
+            return Err(format!("{type_token}: `tags` key `{k}` uses a reserved prefix (`cairn:` or `aws:`)"));
+        }
+        if v.chars().count() > 256 {
+            return Err(format!("{type_token}: `tags` value of `{k}` is longer than 256 characters"));
+        }
+    }
+    Ok(())
+}
+
+/// Deserializes a provider's inputs, naming the type and the field at fault.
+pub(crate) fn parse_inputs<T: serde::de::DeserializeOwned>(type_token: &str, inputs: &Value) -> Result<T, String> {
+    serde_json::from_value(inputs.clone()).map_err(|e| format!("invalid {type_token} inputs: {e}"))
+}
+
+/// A JSON document as AWS reports it, unless it means the same as `prior` (AWS may reorder
+/// or reformat policies): then `prior`, so that refresh shows no drift for a reformatting.
+pub(crate) fn same_json_or(observed: String, prior: Option<&str>) -> String {
+    if let Some(prior) = prior {
+        let a: Result<Value, _> = serde_json::from_str(&observed);
+        let b: Result<Value, _> = serde_json::from_str(prior);
+        if let (Ok(a), Ok(b)) = (a, b) {
+            if a == b {
+                return prior.to_string();
+            }
+        }
+    }
+    observed
+}
+
+/// Checks that a JSON document parses, naming the field.
+pub(crate) fn validate_json(type_token: &str, field: &str, text: &str) -> Result<(), String> {
+    serde_json::from_str::<Value>(text)
+        .map(|_| ())
+        .map_err(|e| format!("{type_token}: `{field}` is not valid JSON: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arns_split_on_the_first_five_colons() {
+        let a = parse_arn("arn:aws:logs:eu-west-1:123456789012:log-group:/a/b:*").unwrap();
+        assert_eq!(
+            (a.service, a.region, a.account, a.resource),
+            ("logs", "eu-west-1", "123456789012", "log-group:/a/b:*")
+        );
+        assert_eq!(parse_arn("my-repo"), None);
+    }
+
+    #[test]
+    fn reformatted_json_keeps_the_prior_text() {
+        let prior = r#"{"a": 1,  "b": [2]}"#;
+        assert_eq!(same_json_or(r#"{"b":[2],"a":1}"#.into(), Some(prior)), prior);
+        assert_eq!(same_json_or(r#"{"a":2}"#.into(), Some(prior)), r#"{"a":2}"#);
+    }
+
+    #[test]
+    fn reserved_tag_prefixes_are_refused() {
+        let tags = [("cairn:urn".to_string(), "x".to_string())].into_iter().collect();
+        assert!(validate_tags("aws:ecr:Repository", &tags).unwrap_err().contains("reserved"));
+        let tags = [("team".to_string(), "x".to_string())].into_iter().collect();
+        assert!(validate_tags("aws:ecr:Repository", &tags).is_ok());
+    }
+}
