@@ -50,7 +50,14 @@ test: tools
 review: tools
     cargo insta review
 
-# Run a benchmark area (engine, consul), printing `BENCH <name> <value>` lines.
+# Run a benchmark area (engine, consul, runner), printing `BENCH <name> <value>` lines.
 bench area: tools
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [[ "{{area}}" == runner ]]; then exec scripts/runner-bench.sh; fi
     cargo build --release --locked -p cairn-tests --bins
-    "${CARGO_TARGET_DIR:-target}/release/bench-{{area}}"
+    exec "${CARGO_TARGET_DIR:-target}/release/bench-{{area}}"
+
+# Fuzz the runner's API with schemathesis against its OpenAPI document.
+fuzz-runner: tools
+    scripts/runner-fuzz.sh

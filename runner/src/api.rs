@@ -19,10 +19,11 @@ use base64::Engine as _;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::config::{TaskConfig, MIN_MEMORY_BYTES};
+use crate::config::{PullPolicy, TaskConfig, MIN_MEMORY_BYTES};
 use crate::error::ApiError;
 use crate::images::{Credentials, ImageRef};
 use crate::observe::RequestId;
+use crate::status::{Failure, RunningTask};
 use crate::task::{self, TaskSpec};
 use crate::AppState;
 
@@ -496,15 +497,37 @@ pub async fn create_task(
 
     state.metrics().tasks_running(1);
     let _running = scopeguard(|| state.metrics().tasks_running(-1));
+    let _activity = state.activity().start(RunningTask {
+        request_id: request.spec.request_id.clone(),
+        image: request.spec.image.clone(),
+        cmd: request.spec.cmd.join(" ").chars().take(200).collect(),
+        started: std::time::Instant::now(),
+    });
 
-    state.images().ensure(&request.image, request.creds.as_ref(), state.metrics()).await?;
-    let result = task::run(&state, &request.spec).await;
+    let result = run_task(&state, &request).await;
     let outcome_label = match &result {
         Ok(o) if o.timed_out => "timed_out",
         Ok(_) => "exited",
         Err(_) => "error",
     };
     state.metrics().inc("runner_tasks_total", &[("outcome", outcome_label)]);
+    let failure = match &result {
+        Ok(o) if o.timed_out => Some((
+            "timed_out".to_string(),
+            format!("killed after {} ms (container {})", request.spec.timeout.as_millis(), o.container_id),
+        )),
+        Ok(_) => None,
+        Err(err) => Some((err.code().to_string(), err.to_string())),
+    };
+    if let Some((code, message)) = failure {
+        state.activity().record_failure(Failure {
+            at: std::time::SystemTime::now(),
+            request_id: request.spec.request_id.clone(),
+            image: request.spec.image.clone(),
+            code,
+            message,
+        });
+    }
     let outcome = result?;
     let b64 = base64::engine::general_purpose::STANDARD;
     let response = TaskResponse {
@@ -521,6 +544,34 @@ pub async fn create_task(
     // Dropping the outcome (its guard) schedules the container's removal, off this path.
     drop(outcome);
     Ok((StatusCode::CREATED, Json(response)).into_response())
+}
+
+/// Runs the task, pulling its image as the policy says. With `if-not-present` (the default),
+/// the container is created straight away: an image that is present (the usual case) costs
+/// no extra Docker call, and only a "no such image" answer leads to a pull and a second try.
+async fn run_task(state: &AppState, request: &TaskRequest) -> Result<task::TaskOutcome, ApiError> {
+    let images = state.images();
+    let metrics = state.metrics();
+    if images.policy() == PullPolicy::Always {
+        images.pull(&request.image, request.creds.as_ref(), metrics).await?;
+        return task::run(state, &request.spec).await;
+    }
+    match task::run(state, &request.spec).await {
+        Err(ApiError::ImageNotFound { image, .. }) if images.policy() == PullPolicy::Never => {
+            Err(ApiError::ImageNotFound {
+                image,
+                detail: Some("not present locally and the pull policy is never".into()),
+            })
+        }
+        Err(ApiError::ImageNotFound { .. }) => {
+            images.pull(&request.image, request.creds.as_ref(), metrics).await?;
+            task::run(state, &request.spec).await
+        }
+        other => {
+            metrics.inc("runner_image_cache_hits_total", &[]);
+            other
+        }
+    }
 }
 
 /// Runs `f` when dropped, however the scope ends.
@@ -563,14 +614,40 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
     }
 }
 
+/// Decodes `%XX` escapes and `+` (a space) in a query string component; invalid escapes are
+/// kept as they are, and invalid UTF-8 is replaced.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// `GET /v1.1/_health?quick=true|false`: per-component status; `quick` skips the Docker ping.
 pub async fn health(State(state): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
     let mut quick = false;
     for pair in uri.query().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        match key {
+        let (key, value) = (percent_decode(key), percent_decode(value));
+        match key.as_str() {
             "quick" => {
-                quick = match value {
+                quick = match value.as_str() {
                     "true" | "1" => true,
                     "false" | "0" => false,
                     other => {
@@ -655,8 +732,8 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /v1.1/openapi.json`
-pub async fn openapi() -> Json<Value> {
-    Json(crate::openapi::document())
+pub async fn openapi(State(state): State<AppState>) -> Json<Value> {
+    Json(crate::openapi::document(&state.config().tasks))
 }
 
 /// Any unknown path.
@@ -775,6 +852,15 @@ mod tests {
             let err = parse_task_request(body, &TaskConfig::default()).unwrap_err();
             assert!(matches!(err, ApiError::InvalidRequest { field: None, .. }), "{err:?}");
         }
+    }
+
+    #[test]
+    fn query_components_are_percent_decoded() {
+        assert_eq!(percent_decode("%74rue"), "true");
+        assert_eq!(percent_decode("a+b%2Fc"), "a b/c");
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(percent_decode("%C3%8C"), "Ì");
+        assert_eq!(percent_decode("%FF"), "\u{fffd}");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap};
@@ -28,7 +28,7 @@ const CACHE_CAPACITY: usize = 10_000;
 pub enum Identity {
     /// Authentication is off (`--insecure-no-auth`).
     Anonymous,
-    User(String),
+    User(Arc<str>),
     /// The index of the token in `auth.bearer_tokens`; the token itself is never logged.
     Token(usize),
 }
@@ -52,7 +52,7 @@ pub struct Authenticator {
     /// SHA-256 of each accepted bearer token.
     tokens: Vec<[u8; 32]>,
     /// SHA-256 of a verified `Authorization` value -> the user it proved.
-    cache: Mutex<HashMap<[u8; 32], String>>,
+    cache: Mutex<HashMap<[u8; 32], Arc<str>>>,
 }
 
 impl Authenticator {
@@ -114,8 +114,9 @@ impl Authenticator {
         if cache.len() >= CACHE_CAPACITY {
             cache.clear();
         }
-        cache.insert(key, user.to_string());
-        Ok(Identity::User(user.to_string()))
+        let user: Arc<str> = Arc::from(user);
+        cache.insert(key, user.clone());
+        Ok(Identity::User(user))
     }
 
     #[cfg(test)]

@@ -3,6 +3,7 @@
 //! Every section and key is optional; an empty file is the default configuration. Unknown keys
 //! are errors, so a typo never silently falls back to a default.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -37,6 +38,33 @@ pub struct Config {
     pub tasks: TaskConfig,
     pub images: ImageConfig,
     pub reaper: ReaperConfig,
+    pub tls: TlsConfig,
+}
+
+/// HTTPS with rustls. Both `cert` and `key` set turn it on; TLS 1.2 and 1.3 only.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file: the server certificate followed by its chain.
+    pub cert: Option<PathBuf>,
+    /// PEM file: the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+    /// `Strict-Transport-Security: max-age=...` sent on every response when TLS is on.
+    pub hsts_max_age_secs: u64,
+    /// How long a client has to finish the TLS handshake.
+    pub handshake_timeout_ms: u64,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig { cert: None, key: None, hsts_max_age_secs: 31_536_000, handshake_timeout_ms: 10_000 }
+    }
+}
+
+impl TlsConfig {
+    pub fn enabled(&self) -> bool {
+        self.cert.is_some() && self.key.is_some()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -169,11 +197,61 @@ pub enum PullPolicy {
 pub struct ImageConfig {
     pub pull_policy: PullPolicy,
     pub pull_timeout_ms: u64,
+    /// Credentials per registry host (`"registry.example.com:5000"`), used when a request has
+    /// no `creds` of its own.
+    pub registries: BTreeMap<String, RegistryAuth>,
+    pub ecr: EcrConfig,
 }
 
 impl Default for ImageConfig {
     fn default() -> Self {
-        ImageConfig { pull_policy: PullPolicy::IfNotPresent, pull_timeout_ms: 300_000 }
+        ImageConfig {
+            pull_policy: PullPolicy::IfNotPresent,
+            pull_timeout_ms: 300_000,
+            registries: BTreeMap::new(),
+            ecr: EcrConfig::default(),
+        }
+    }
+}
+
+/// Configured credentials for one registry.
+#[derive(Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistryAuth {
+    pub username: String,
+    /// The password itself, or...
+    pub password: Option<String>,
+    /// ...a file holding it (trailing newline ignored), so it need not sit in the config.
+    pub password_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for RegistryAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryAuth")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "[secret]"))
+            .field("password_file", &self.password_file)
+            .finish()
+    }
+}
+
+/// ECR registries (`<account>.dkr.ecr.<region>.amazonaws.com`): a pull without request
+/// `creds` gets a token from GetAuthorizationToken, cached until shortly before it expires.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EcrConfig {
+    pub enabled: bool,
+    /// Send GetAuthorizationToken here instead of AWS (a local emulator, for tests).
+    pub endpoint_url: Option<String>,
+    /// A cached token is renewed once it has less than this left (tokens last 12 hours).
+    pub refresh_before_expiry_ms: u64,
+    /// Time limit of one GetAuthorizationToken call.
+    pub timeout_ms: u64,
+}
+
+impl Default for EcrConfig {
+    fn default() -> Self {
+        EcrConfig { enabled: false, endpoint_url: None, refresh_before_expiry_ms: 15 * 60 * 1000, timeout_ms: 20_000 }
     }
 }
 
@@ -291,6 +369,31 @@ impl Config {
         if self.images.pull_timeout_ms == 0 {
             return Err(ConfigError::invalid("images.pull_timeout_ms", "must be > 0"));
         }
+        for (host, auth) in &self.images.registries {
+            let key = format!("images.registries.\"{host}\"");
+            if host.is_empty() || host.contains('/') || host.contains(char::is_whitespace) {
+                return Err(ConfigError::invalid(&key, "must be a registry host such as registry.example.com:5000"));
+            }
+            if auth.username.is_empty() {
+                return Err(ConfigError::invalid(&format!("{key}.username"), "must be set"));
+            }
+            if auth.password.is_some() == auth.password_file.is_some() {
+                return Err(ConfigError::invalid(
+                    &format!("{key}.password"),
+                    "set exactly one of password and password_file",
+                ));
+            }
+        }
+        if self.images.ecr.enabled && !cfg!(feature = "ecr") {
+            return Err(ConfigError::invalid("images.ecr.enabled", "this runner was built without the `ecr` feature"));
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            let missing = if self.tls.cert.is_none() { "tls.cert" } else { "tls.key" };
+            return Err(ConfigError::invalid(missing, "tls.cert and tls.key must be set together"));
+        }
+        if self.tls.handshake_timeout_ms == 0 {
+            return Err(ConfigError::invalid("tls.handshake_timeout_ms", "must be > 0"));
+        }
         Ok(())
     }
 }
@@ -341,6 +444,13 @@ mod tests {
             ("[tasks]\ndefault_network = \"bridge\"\n", "tasks.default_network"),
             ("[limits]\nrate_limit_burst = 0\n", "limits.rate_limit_burst"),
             ("[server]\ninstance = \"a b\"\n", "server.instance"),
+            ("[tls]\ncert = \"/x.pem\"\n", "tls.key"),
+            ("[tls]\nkey = \"/x.pem\"\n", "tls.cert"),
+            (
+                "[images.registries.\"r.example:5000\"]\nusername = \"u\"\n",
+                "images.registries.\"r.example:5000\".password",
+            ),
+            ("[images.ecr]\nenabled = \"yes\"\n", "images.ecr.enabled"),
         ];
         for (text, key) in cases {
             let message = err(text);

@@ -23,6 +23,12 @@ pub enum ApiError {
     ImageNotFound { image: String, detail: Option<String> },
     #[error("pulling image {image} failed: {message}")]
     ImagePull { image: String, message: String },
+    /// The registry refused the pull's credentials (or wanted some): 401/403 from the registry.
+    #[error(
+        "registry {registry} refused to let image {image} be pulled ({}): {message}",
+        credentials_phrase(credentials)
+    )]
+    RegistryAuth { image: String, registry: String, credentials: &'static str, message: String },
     #[error("authentication required")]
     Unauthorized,
     #[error("rate limit exceeded, retry in {retry_after_secs}s")]
@@ -51,6 +57,7 @@ impl ApiError {
             ApiError::InvalidRequest { .. } | ApiError::UnsupportedContentType { .. } => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::ImageNotFound { .. } | ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::RegistryAuth { .. } => StatusCode::FORBIDDEN,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Overloaded { .. } | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
@@ -69,6 +76,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::ImageNotFound { .. } => "image_not_found",
             ApiError::ImagePull { .. } => "image_pull_failed",
+            ApiError::RegistryAuth { .. } => "registry_auth_failed",
             ApiError::Unauthorized => "unauthorized",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Overloaded { .. } => "overloaded",
@@ -101,9 +109,24 @@ impl ApiError {
             ApiError::ImageNotFound { image, .. } => {
                 error.insert("image".into(), json!(image));
             }
+            ApiError::RegistryAuth { image, registry, credentials, message } => {
+                error.insert("image".into(), json!(image));
+                error.insert("registry".into(), json!(registry));
+                error.insert("credentials".into(), json!(credentials));
+                error.insert("dockerError".into(), json!(message));
+            }
             _ => {}
         }
         json!({ "error": error })
+    }
+}
+
+fn credentials_phrase(source: &str) -> &'static str {
+    match source {
+        "request" => "with the request's creds",
+        "configured" => "with the credentials configured for it",
+        "ecr" => "with an ECR authorization token",
+        _ => "no credentials were given",
     }
 }
 

@@ -1,8 +1,10 @@
-//! Images: parsing references, and making sure an image is present before a task runs.
+//! Images: parsing references, and pulling them.
 //!
-//! Pulls follow the configured [`PullPolicy`]. Concurrent tasks that need the same missing image
-//! share one pull: the first starts it in a spawned task (so it finishes, and the image is
-//! cached, even if every requester goes away) and everyone awaits the same shared result.
+//! Pulls follow the configured [`PullPolicy`], applied in `api::run_task`: with
+//! `if-not-present` a pull happens only after Docker said "no such image". Concurrent tasks
+//! that need the same missing image share one pull: the first starts it in a spawned task (so
+//! it finishes, and the image is cached, even if every requester goes away) and everyone
+//! awaits the same shared result.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -19,6 +21,7 @@ use futures_util::TryStreamExt;
 use sha2::{Digest, Sha256};
 
 use crate::config::PullPolicy;
+use crate::ecr::EcrAuth;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 
@@ -181,6 +184,8 @@ fn validate_digest(digest: &str) -> Result<(), String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PullError {
     NotFound(String),
+    /// The registry refused the credentials (or wanted some): 401/403 from the registry.
+    Unauthorized(String),
     Failed(String),
     TimedOut(Duration),
 }
@@ -195,6 +200,9 @@ pub struct Images {
     policy: PullPolicy,
     pull_timeout: Duration,
     in_flight: InFlight,
+    /// Configured credentials by registry host (`images.registries`).
+    registries: HashMap<String, Credentials>,
+    ecr: Option<EcrAuth>,
 }
 
 impl fmt::Debug for Images {
@@ -207,43 +215,99 @@ impl fmt::Debug for Images {
 }
 
 /// Registry credentials from a request.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Credentials {
     pub email: Option<String>,
     pub username: Option<String>,
     pub password: Option<String>,
 }
 
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("email", &self.email)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "[secret]"))
+            .finish()
+    }
+}
+
+/// Where the credentials of a pull came from; error messages say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialSource {
+    Request,
+    Configured,
+    Ecr,
+    None,
+}
+
+impl CredentialSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialSource::Request => "request",
+            CredentialSource::Configured => "configured",
+            CredentialSource::Ecr => "ecr",
+            CredentialSource::None => "none",
+        }
+    }
+}
+
 impl Images {
     pub fn new(docker: Docker, policy: PullPolicy, pull_timeout: Duration) -> Images {
-        Images { docker, policy, pull_timeout, in_flight: Arc::new(Mutex::new(HashMap::new())) }
+        Images {
+            docker,
+            policy,
+            pull_timeout,
+            in_flight: Arc::new(Mutex::new(HashMap::new())),
+            registries: HashMap::new(),
+            ecr: None,
+        }
     }
 
-    /// Makes sure `image` is present, pulling it as the policy says.
-    pub async fn ensure(
+    /// Credentials for pulls whose request has none: per registry host, and ECR tokens.
+    pub fn with_auth(mut self, registries: HashMap<String, Credentials>, ecr: Option<EcrAuth>) -> Images {
+        self.registries = registries;
+        self.ecr = ecr;
+        self
+    }
+
+    /// The credentials for a pull of `image`: the request's, else configured ones for its
+    /// registry, else an ECR token when it is an ECR registry.
+    async fn credentials(
         &self,
         image: &ImageRef,
         creds: Option<&Credentials>,
         metrics: &Metrics,
-    ) -> Result<(), ApiError> {
-        let reference = image.to_string();
-        if self.policy != PullPolicy::Always {
-            match self.docker.inspect_image(&reference).await {
-                Ok(_) => {
-                    metrics.inc("runner_image_cache_hits_total", &[]);
-                    return Ok(());
-                }
-                Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => {
-                    if self.policy == PullPolicy::Never {
-                        return Err(ApiError::ImageNotFound {
-                            image: reference,
-                            detail: Some("not present locally and the pull policy is never".into()),
-                        });
-                    }
-                }
-                Err(err) => return Err(crate::error::docker("inspect image", None, &err)),
+    ) -> Result<(Option<Credentials>, CredentialSource), ApiError> {
+        if let Some(creds) = creds {
+            return Ok((Some(creds.clone()), CredentialSource::Request));
+        }
+        let Some(host) = image.registry() else {
+            return Ok((None, CredentialSource::None));
+        };
+        if let Some(configured) = self.registries.get(host) {
+            return Ok((Some(configured.clone()), CredentialSource::Configured));
+        }
+        if let Some(ecr) = &self.ecr {
+            match ecr.credentials(host, metrics).await {
+                Some(Ok(token)) => return Ok((Some(token), CredentialSource::Ecr)),
+                Some(Err(message)) => return Err(ApiError::ImagePull { image: image.to_string(), message }),
+                None => {}
             }
         }
+        Ok((None, CredentialSource::None))
+    }
+
+    pub fn policy(&self) -> PullPolicy {
+        self.policy
+    }
+
+    /// Pulls `image`, sharing the pull with concurrent callers that want the same image with
+    /// the same credentials.
+    pub async fn pull(&self, image: &ImageRef, creds: Option<&Credentials>, metrics: &Metrics) -> Result<(), ApiError> {
+        let reference = image.to_string();
+        let (creds, source) = self.credentials(image, creds, metrics).await?;
+        let creds = creds.as_ref();
         let docker = self.docker.clone();
         let credentials = creds.map(|c| DockerCredentials {
             username: c.username.clone(),
@@ -286,12 +350,19 @@ impl Images {
             let result = match &outcome {
                 Ok(()) => "ok",
                 Err(PullError::NotFound(_)) => "not_found",
+                Err(PullError::Unauthorized(_)) => "unauthorized",
                 Err(_) => "error",
             };
             metrics.inc("runner_image_pulls_total", &[("result", result)]);
         }
         outcome.map_err(|err| match err {
             PullError::NotFound(message) => ApiError::ImageNotFound { image: reference.clone(), detail: Some(message) },
+            PullError::Unauthorized(message) => ApiError::RegistryAuth {
+                image: reference.clone(),
+                registry: image.registry().unwrap_or("docker.io").to_string(),
+                credentials: source.as_str(),
+                message,
+            },
             PullError::Failed(message) => ApiError::ImagePull { image: reference.clone(), message },
             PullError::TimedOut(t) => ApiError::ImagePull {
                 image: reference.clone(),
@@ -335,7 +406,24 @@ fn classify_pull_error(err: &DockerError) -> PullError {
         return PullError::NotFound(message);
     }
     let lower = message.to_ascii_lowercase();
-    let not_found = ["manifest unknown", "not found", "repository does not exist", "pull access denied"];
+    // Docker Hub answers "pull access denied for x, repository does not exist or may require
+    // 'docker login'" for a repository that does not exist: a 404 is the better guess there.
+    if lower.contains("repository does not exist") {
+        return PullError::NotFound(message);
+    }
+    let unauthorized = [
+        "unauthorized",
+        "authentication required",
+        "no basic auth credentials",
+        "incorrect username or password",
+        "denied:",
+        "access denied",
+        "forbidden",
+    ];
+    if unauthorized.iter().any(|p| lower.contains(p)) {
+        return PullError::Unauthorized(message);
+    }
+    let not_found = ["manifest unknown", "not found", "pull access denied"];
     if not_found.iter().any(|p| lower.contains(p)) {
         PullError::NotFound(message)
     } else {
@@ -401,6 +489,57 @@ mod tests {
             message: "dial tcp: lookup registry: no such host".into(),
         };
         assert!(matches!(classify_pull_error(&network), PullError::Failed(_)));
+        for refused in [
+            "unauthorized: authentication required",
+            "Head \"http://127.0.0.1:5999/v2/private/busybox/manifests/v1\": no basic auth credentials",
+            "denied: requested access to the resource is denied",
+        ] {
+            let err = DockerError::DockerResponseServerError { status_code: 500, message: refused.into() };
+            assert!(matches!(classify_pull_error(&err), PullError::Unauthorized(_)), "{refused}");
+        }
+        let hub = DockerError::DockerResponseServerError {
+            status_code: 404,
+            message: "pull access denied for nope, repository does not exist or may require 'docker login'".into(),
+        };
+        assert!(matches!(classify_pull_error(&hub), PullError::NotFound(_)));
+    }
+
+    #[tokio::test]
+    async fn credentials_come_from_the_request_then_the_config_then_ecr() {
+        use base64::Engine as _;
+        let fetcher: crate::ecr::FetchToken = Arc::new(|region: String| {
+            Box::pin(async move {
+                let raw = base64::engine::general_purpose::STANDARD.encode(format!("AWS:token-{region}"));
+                Ok((raw, std::time::SystemTime::now() + Duration::from_secs(3600)))
+            })
+        });
+        let configured = Credentials { email: None, username: Some("u".into()), password: Some("p".into()) };
+        let images = Images::new(
+            Docker::connect_with_http("http://127.0.0.1:1", 1, bollard::API_DEFAULT_VERSION).unwrap(),
+            PullPolicy::IfNotPresent,
+            Duration::from_secs(1),
+        )
+        .with_auth(
+            HashMap::from([("reg.example.com:5000".to_string(), configured.clone())]),
+            Some(EcrAuth::new(fetcher, Duration::from_secs(60))),
+        );
+        let metrics = Metrics::new();
+        let request = Credentials { email: None, username: Some("r".into()), password: Some("q".into()) };
+        let cases = [
+            ("reg.example.com:5000/a:1", Some(&request), Some(request.clone()), CredentialSource::Request),
+            ("reg.example.com:5000/a:1", None, Some(configured.clone()), CredentialSource::Configured),
+            ("busybox:1", None, None, CredentialSource::None),
+            ("other.example.com/a:1", None, None, CredentialSource::None),
+        ];
+        for (image, given, expected, source) in cases {
+            let image = ImageRef::parse(image, None).unwrap();
+            let (got, got_source) = images.credentials(&image, given, &metrics).await.unwrap();
+            assert_eq!((got, got_source), (expected, source), "{image}");
+        }
+        let ecr = ImageRef::parse("123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:1", None).unwrap();
+        let (got, source) = images.credentials(&ecr, None, &metrics).await.unwrap();
+        assert_eq!(source, CredentialSource::Ecr);
+        assert_eq!(got.unwrap().password.as_deref(), Some("token-eu-west-1"));
     }
 
     #[tokio::test]

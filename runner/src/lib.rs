@@ -15,6 +15,8 @@
 //! - [`images`]: image references and pulls (policy, timeout, one shared pull per image).
 //! - [`auth`], [`limits`], [`observe`]: cross-cutting behaviour as tower layers.
 //! - [`reaper`]: removes leftover labelled containers at startup and periodically.
+//! - [`status`]: tasks in flight, recent failures, and the HTML status page.
+//! - [`tls`]: HTTPS with rustls; [`ecr`]: ECR registry tokens.
 //! - [`metrics`], [`openapi`], [`config`], [`error`].
 //!
 //! ## Invariant
@@ -26,6 +28,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod ecr;
 pub mod error;
 pub mod images;
 pub mod limits;
@@ -33,7 +36,9 @@ pub mod metrics;
 pub mod observe;
 pub mod openapi;
 pub mod reaper;
+pub mod status;
 pub mod task;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -42,6 +47,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::extract::DefaultBodyLimit;
+use axum::http::HeaderValue;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::Router;
@@ -53,6 +59,7 @@ use crate::images::Images;
 use crate::limits::{RateLimiter, TaskGate};
 use crate::metrics::Metrics;
 use crate::reaper::ReaperStatus;
+use crate::status::Activity;
 use crate::task::Containers;
 
 /// Everything the handlers and layers share. Cheap to clone.
@@ -72,6 +79,10 @@ struct Inner {
     gate: TaskGate,
     containers: Containers,
     reaper: Mutex<ReaperStatus>,
+    activity: Activity,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// `Strict-Transport-Security`, sent on every response when TLS is on.
+    hsts: Option<HeaderValue>,
     shutting_down: AtomicBool,
     /// Set when the shutdown grace period is over: in-flight tasks are cancelled.
     cancel_tasks: tokio::sync::watch::Sender<bool>,
@@ -93,14 +104,21 @@ impl AppState {
                     .to_string(),
             });
         }
+        let tls = tls::server_config(&config.tls)?;
+        let hsts = tls.as_ref().map(|_| {
+            HeaderValue::from_str(&format!("max-age={}", config.tls.hsts_max_age_secs))
+                .expect("a number is a valid header")
+        });
+        let images = Images::new(
+            docker.clone(),
+            config.images.pull_policy,
+            Duration::from_millis(config.images.pull_timeout_ms),
+        )
+        .with_auth(registry_credentials(&config)?, ecr_auth(&config));
         let limits = &config.limits;
         Ok(AppState {
             inner: Arc::new(Inner {
-                images: Images::new(
-                    docker.clone(),
-                    config.images.pull_policy,
-                    Duration::from_millis(config.images.pull_timeout_ms),
-                ),
+                images,
                 metrics: Metrics::new(),
                 auth,
                 rate_limiter: RateLimiter::new(
@@ -115,6 +133,9 @@ impl AppState {
                 ),
                 containers: Containers::default(),
                 reaper: Mutex::new(ReaperStatus::default()),
+                activity: Activity::default(),
+                tls,
+                hsts,
                 shutting_down: AtomicBool::new(false),
                 cancel_tasks: tokio::sync::watch::Sender::new(false),
                 started: Instant::now(),
@@ -148,6 +169,16 @@ impl AppState {
     pub fn containers(&self) -> &Containers {
         &self.inner.containers
     }
+    pub fn activity(&self) -> &Activity {
+        &self.inner.activity
+    }
+    /// The TLS configuration, when TLS is on.
+    pub fn tls(&self) -> Option<&Arc<tokio_rustls::rustls::ServerConfig>> {
+        self.inner.tls.as_ref()
+    }
+    pub(crate) fn hsts(&self) -> Option<&HeaderValue> {
+        self.inner.hsts.as_ref()
+    }
     pub fn uptime(&self) -> Duration {
         self.inner.started.elapsed()
     }
@@ -179,6 +210,41 @@ impl AppState {
     }
 }
 
+/// `images.registries`, with passwords read from their files. Errors name the key.
+fn registry_credentials(
+    config: &Config,
+) -> Result<std::collections::HashMap<String, images::Credentials>, ConfigError> {
+    let mut out = std::collections::HashMap::new();
+    for (host, auth) in &config.images.registries {
+        let password = match (&auth.password, &auth.password_file) {
+            (Some(password), _) => password.clone(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| ConfigError::Invalid {
+                    key: format!("images.registries.\"{host}\".password_file"),
+                    message: format!("cannot read {}: {e}", path.display()),
+                })?
+                .trim_end_matches(['\r', '\n'])
+                .to_string(),
+            (None, None) => String::new(),
+        };
+        out.insert(
+            host.clone(),
+            images::Credentials { email: None, username: Some(auth.username.clone()), password: Some(password) },
+        );
+    }
+    Ok(out)
+}
+
+#[cfg(feature = "ecr")]
+fn ecr_auth(config: &Config) -> Option<ecr::EcrAuth> {
+    config.images.ecr.enabled.then(|| ecr::EcrAuth::from_config(&config.images.ecr))
+}
+
+#[cfg(not(feature = "ecr"))]
+fn ecr_auth(_config: &Config) -> Option<ecr::EcrAuth> {
+    None
+}
+
 /// Connects to Docker the standard way (`DOCKER_HOST`, else the local socket) and negotiates
 /// the API version. `request_timeout` bounds each Docker call's wait for response headers; it
 /// must exceed the longest task, since waiting for a container is one call.
@@ -194,30 +260,37 @@ pub fn docker_timeout(config: &Config) -> Duration {
 
 /// The whole HTTP service.
 ///
-/// Public: `/healthz`, `/v1.1/_noop`, `/v1.1/_version`, `/v1.1/_health`, `/v1.1/openapi.json`.
-/// Authenticated: `/metrics`, and `POST /v1.1/tasks`, which also passes the rate limiter and
-/// the task gate (concurrency with a bounded queue) and has the body limit.
+/// Public: `/healthz`, `/v1.1/_version`, `/v1.1/_health`, `/v1.1/openapi.json`.
+/// Authenticated: `/metrics`, `/status`; authenticated and rate limited: `/v1.1/_noop`; and
+/// `POST /v1.1/tasks`, which also passes the task gate (concurrency with a bounded queue) and
+/// has the body limit.
 pub fn app(state: AppState) -> Router {
     let v = format!("/v{}", api::API_VERSION);
     let tasks = Router::new()
         .route(&format!("{v}/tasks"), post(api::create_task))
         .layer(DefaultBodyLimit::max(state.config().limits.max_body_bytes))
-        // Added last = runs first: auth, then rate limit, then the task gate.
+        // Added last = runs first: auth and rate limit, then the task gate.
         .layer(from_fn_with_state(state.clone(), limits::admit_task))
-        .layer(from_fn_with_state(state.clone(), limits::rate_limit))
+        .layer(from_fn_with_state(state.clone(), limits::authenticate_and_limit));
+    // A client's check that its credentials and the path work: the same stack as tasks, less
+    // the task gate.
+    let noop = Router::new()
+        .route(&format!("{v}/_noop"), get(api::noop))
+        .layer(from_fn_with_state(state.clone(), limits::authenticate_and_limit));
+    let operators = Router::new()
+        .route("/metrics", get(api::metrics))
+        .route("/status", get(status::page))
         .layer(from_fn_with_state(state.clone(), auth::require_auth));
-    let metrics =
-        Router::new().route("/metrics", get(api::metrics)).layer(from_fn_with_state(state.clone(), auth::require_auth));
     let public = Router::new()
         .route("/healthz", get(api::healthz))
-        .route(&format!("{v}/_noop"), get(api::noop))
         .route(&format!("{v}/_version"), get(api::version))
         .route(&format!("{v}/_health"), get(api::health))
         .route(&format!("{v}/openapi.json"), get(api::openapi));
     Router::new()
         .merge(public)
         .merge(tasks)
-        .merge(metrics)
+        .merge(noop)
+        .merge(operators)
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(from_fn_with_state(state.clone(), observe::observe))
@@ -251,10 +324,24 @@ pub async fn serve(
         signal_state.begin_shutdown();
         let _ = started_tx.send(());
     };
-    let server = axum::serve(listener, app(state.clone()).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(graceful);
+    use axum::serve::ListenerExt as _;
+    use std::future::IntoFuture as _;
+    let service = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     // Boxed so it can be dropped (with every request it still holds) before the cleanup below.
-    let mut server = Box::pin(std::future::IntoFuture::into_future(server));
+    // `tap_io` also gives both listeners the `ConnectInfo<SocketAddr>` the rate limiter uses.
+    let mut server: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match state.tls() {
+        Some(tls) => {
+            let timeout = Duration::from_millis(state.config().tls.handshake_timeout_ms);
+            let listener = tls::TlsListener::new(listener, tls.clone(), timeout)?.tap_io(|_| {});
+            Box::pin(axum::serve(listener, service).with_graceful_shutdown(graceful).into_future())
+        }
+        None => {
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            Box::pin(axum::serve(listener, service).with_graceful_shutdown(graceful).into_future())
+        }
+    };
 
     let result = tokio::select! {
         result = &mut server => result,

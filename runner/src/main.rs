@@ -4,9 +4,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use runner::config::Config;
+use runner::observe::BufferedStdout;
 use tracing_subscriber::EnvFilter;
 
 /// Runs commands in fresh Docker containers over HTTP (ecs API v1.1).
@@ -25,20 +27,25 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // JSON lines on stdout, written in batches (see `BufferedStdout`).
+    let log = BufferedStdout::new(Duration::from_millis(20));
     tracing_subscriber::fmt()
-        .json()
-        .with_current_span(true)
-        .with_span_list(false)
+        .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+        .event_format(runner::observe::JsonLines)
+        .with_writer(log.clone())
         .with_env_filter(EnvFilter::try_from_env("RUNNER_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
-    match run() {
+    let code = match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             tracing::error!("{message}");
+            log.flush_now();
             eprintln!("runner: {message}");
             ExitCode::FAILURE
         }
-    }
+    };
+    log.flush_now();
+    code
 }
 
 fn load(args: &Args) -> Result<Config, String> {

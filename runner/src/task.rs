@@ -302,6 +302,12 @@ pub async fn run(state: &AppState, spec: &TaskSpec) -> Result<TaskOutcome, ApiEr
         DockerError::DockerResponseServerError { status_code: 404, message } => {
             ApiError::ImageNotFound { image: spec.image.clone(), detail: Some(message) }
         }
+        // Docker refused the settings: a reference it cannot parse (it is stricter than the
+        // runner's parser in corners), more CPUs than the host has, and the like.
+        DockerError::DockerResponseServerError { status_code: 400, message } => ApiError::InvalidRequest {
+            field: message.contains("reference format").then(|| "docker_image".to_string()),
+            message: format!("Docker refused the container's settings: {message}"),
+        },
         err => docker_error("create", None, &err),
     })?;
     metrics.observe("runner_container_operation_duration_seconds", &[("operation", "create")], t.elapsed());

@@ -232,9 +232,14 @@ async fn auth_is_required_and_basic_auth_works() {
     let reply = h.post_raw(&body, "application/json", Some("Bearer t0ken")).await;
     assert_eq!(reply.status, StatusCode::CREATED);
 
-    // Metrics need auth too; the health endpoints do not.
+    // Metrics, the status page and the no-op need auth too; the health endpoints do not.
     assert_eq!(h.get("/metrics").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(h.get("/status").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(h.get("/v1.1/_noop").await.status, StatusCode::UNAUTHORIZED);
+    let noop = Request::get("/v1.1/_noop").header(header::AUTHORIZATION, "Bearer t0ken").body(Body::empty()).unwrap();
+    assert_eq!(h.send(noop).await.status, StatusCode::OK);
     assert_eq!(h.get("/healthz").await.status, StatusCode::OK);
+    assert_eq!(h.get("/v1.1/_health?quick=true").await.status, StatusCode::OK);
     std::fs::remove_dir_all(&dir).unwrap();
     h.assert_cleaned_up().await;
 }
@@ -263,8 +268,10 @@ async fn over_the_rate_limit_gets_429_with_headers() {
     assert!((1..=10).contains(&retry_after), "{retry_after}");
     let reset: u64 = reply.header("ratelimit-reset").parse().unwrap();
     assert!(reset >= retry_after);
-    // Other endpoints are not rate limited.
-    assert_eq!(h.get("/v1.1/_noop").await.status, StatusCode::OK);
+    // So is the no-op (same client, same bucket); the health endpoints are not limited.
+    assert_eq!(h.get("/v1.1/_noop").await.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(h.get("/healthz").await.status, StatusCode::OK);
+    assert_eq!(h.get("/v1.1/_health?quick=true").await.status, StatusCode::OK);
     h.assert_cleaned_up().await;
 }
 
@@ -456,5 +463,62 @@ async fn service_endpoints() {
     let reply = h.post_task(task(&["true"])).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(h.get("/v1.1/_health?quick=true").await.status, StatusCode::SERVICE_UNAVAILABLE);
+    h.assert_cleaned_up().await;
+}
+
+#[tokio::test]
+async fn status_page_shows_version_uptime_engine_running_tasks_and_failures() {
+    let h = harness(|c| c.images.pull_policy = runner::config::PullPolicy::Never).await;
+    // A failure and a timeout.
+    let reply = h.post_task(json!({"docker_image": "cairn-runner-test:absent", "cmd": ["true"]})).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    let mut slow = task(&["sleep", "5"]);
+    slow["timeoutMs"] = json!(300);
+    assert_eq!(h.run(slow).await["timedOut"], true);
+    // A task still running while the page is rendered.
+    let long = {
+        let app = h.app.clone();
+        let body = task(&["sleep", "3"]).to_string();
+        tokio::spawn(async move {
+            use tower::ServiceExt;
+            let request = Request::post("/v1.1/tasks")
+                .header(header::CONTENT_TYPE, "application/json")
+                .header("x-request-id", "status-long-1")
+                .body(Body::from(body))
+                .unwrap();
+            app.oneshot(request).await.unwrap().status()
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while h.state.containers().live_count() == 0 {
+        assert!(Instant::now() < deadline, "the long task never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let page = h.get("/status").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.header("content-type"), "text/html; charset=utf-8");
+    let html = String::from_utf8(page.body.to_vec()).unwrap();
+    let engine = h.state.docker().version().await.unwrap().version.unwrap();
+    for needle in [
+        "<!DOCTYPE html>",
+        &format!("<tr><th>Version</th><td>{}</td></tr>", env!("CARGO_PKG_VERSION")),
+        "<tr><th>Uptime</th><td>",
+        &format!("<tr><th>Docker engine</th><td>{engine} (API "),
+        "<h2>Running tasks (1)</h2>",
+        "<td>status-long-1</td><td>cairn-runner-test:busybox</td><td class=\"msg\">sleep 3</td>",
+        "<tr><th>Running</th><td>1</td></tr>",
+        "<h2>Recent failures (2,",
+        "<td>cairn-runner-test:absent</td><td>image_not_found</td>",
+        "<td>timed_out</td><td class=\"msg\">killed after 300 ms",
+        "<tr><th>Finished: timed_out</th><td>1</td></tr>",
+    ] {
+        assert!(html.contains(needle), "{needle} not in\n{html}");
+    }
+    // Newest failure first.
+    assert!(html.find("timed_out</td><td class").unwrap() < html.find("image_not_found").unwrap());
+    assert_eq!(long.await.unwrap(), StatusCode::CREATED);
+    let after = String::from_utf8(h.get("/status").await.body.to_vec()).unwrap();
+    assert!(after.contains("<h2>Running tasks (0)</h2>"), "{after}");
     h.assert_cleaned_up().await;
 }
