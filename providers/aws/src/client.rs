@@ -10,6 +10,7 @@
 //!
 //! Nothing here is public except [`Aws`] and [`AwsConfig`], and neither exposes an SDK type.
 
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -89,9 +90,38 @@ pub struct Aws {
 struct Inner {
     config: AwsConfig,
     base: OnceCell<SdkConfig>,
-    ecr: Mutex<HashMap<String, aws_sdk_ecr::Client>>,
-    sns: Mutex<HashMap<String, aws_sdk_sns::Client>>,
-    logs: Mutex<HashMap<String, aws_sdk_cloudwatchlogs::Client>>,
+    /// One client per (service, region): the key's type is the SDK client's.
+    clients: Mutex<HashMap<(TypeId, String), (&'static str, Box<dyn Any + Send + Sync>)>>,
+}
+
+/// An SDK client that [`Aws`] can build for a region from the shared configuration.
+pub(crate) trait ServiceClient: Clone + Send + Sync + 'static {
+    /// The service's name in errors and counts, e.g. `ECR`.
+    const SERVICE: &'static str;
+    fn build(base: &SdkConfig, region: &str) -> Self;
+}
+
+macro_rules! service_clients {
+    ($($krate:ident => $name:literal),* $(,)?) => {$(
+        impl ServiceClient for $krate::Client {
+            const SERVICE: &'static str = $name;
+            fn build(base: &SdkConfig, region: &str) -> Self {
+                let conf = $krate::config::Builder::from(base).region(Region::new(region.to_string())).build();
+                $krate::Client::from_conf(conf)
+            }
+        }
+    )*};
+}
+
+service_clients! {
+    aws_sdk_ecr => "ECR",
+    aws_sdk_sns => "SNS",
+    aws_sdk_cloudwatchlogs => "CloudWatchLogs",
+    aws_sdk_cloudwatch => "CloudWatch",
+    aws_sdk_ec2 => "EC2",
+    aws_sdk_autoscaling => "AutoScaling",
+    aws_sdk_route53 => "Route53",
+    aws_sdk_resourcegroupstagging => "ResourceGroupsTagging",
 }
 
 impl fmt::Debug for Aws {
@@ -112,9 +142,7 @@ impl Aws {
             inner: Arc::new(Inner {
                 config,
                 base: OnceCell::new(),
-                ecr: Mutex::default(),
-                sns: Mutex::default(),
-                logs: Mutex::default(),
+                clients: Mutex::default(),
             }),
         }
     }
@@ -181,47 +209,66 @@ impl Aws {
         }
     }
 
-    pub(crate) async fn ecr(&self, region: &str) -> aws_sdk_ecr::Client {
-        if let Some(c) = self.inner.ecr.lock().expect("lock poisoned").get(region) {
-            return c.clone();
+    /// The client of service `C` for `region`, created on first use and shared after.
+    pub(crate) async fn client<C: ServiceClient>(&self, region: &str) -> C {
+        let key = (TypeId::of::<C>(), region.to_string());
+        if let Some((_, c)) = self.inner.clients.lock().expect("lock poisoned").get(&key) {
+            return c.downcast_ref::<C>().expect("clients are keyed by their type").clone();
         }
-        let conf =
-            aws_sdk_ecr::config::Builder::from(self.base().await).region(Region::new(region.to_string())).build();
-        let client = aws_sdk_ecr::Client::from_conf(conf);
-        self.inner.ecr.lock().expect("lock poisoned").entry(region.to_string()).or_insert(client).clone()
+        let client = C::build(self.base().await, region);
+        let mut clients = self.inner.clients.lock().expect("lock poisoned");
+        let (_, entry) = clients.entry(key).or_insert_with(|| (C::SERVICE, Box::new(client)));
+        entry.downcast_ref::<C>().expect("clients are keyed by their type").clone()
+    }
+
+    pub(crate) async fn ecr(&self, region: &str) -> aws_sdk_ecr::Client {
+        self.client(region).await
     }
 
     pub(crate) async fn sns(&self, region: &str) -> aws_sdk_sns::Client {
-        if let Some(c) = self.inner.sns.lock().expect("lock poisoned").get(region) {
-            return c.clone();
-        }
-        let conf =
-            aws_sdk_sns::config::Builder::from(self.base().await).region(Region::new(region.to_string())).build();
-        let client = aws_sdk_sns::Client::from_conf(conf);
-        self.inner.sns.lock().expect("lock poisoned").entry(region.to_string()).or_insert(client).clone()
+        self.client(region).await
     }
 
     pub(crate) async fn logs(&self, region: &str) -> aws_sdk_cloudwatchlogs::Client {
-        if let Some(c) = self.inner.logs.lock().expect("lock poisoned").get(region) {
-            return c.clone();
-        }
-        let conf = aws_sdk_cloudwatchlogs::config::Builder::from(self.base().await)
-            .region(Region::new(region.to_string()))
-            .build();
-        let client = aws_sdk_cloudwatchlogs::Client::from_conf(conf);
-        self.inner.logs.lock().expect("lock poisoned").entry(region.to_string()).or_insert(client).clone()
+        self.client(region).await
     }
 
-    /// How many clients exist, for tests of the sharing: (ECR, SNS, Logs).
+    pub(crate) async fn cloudwatch(&self, region: &str) -> aws_sdk_cloudwatch::Client {
+        self.client(region).await
+    }
+
+    pub(crate) async fn ec2(&self, region: &str) -> aws_sdk_ec2::Client {
+        self.client(region).await
+    }
+
+    pub(crate) async fn autoscaling(&self, region: &str) -> aws_sdk_autoscaling::Client {
+        self.client(region).await
+    }
+
+    /// Route 53 is a global service whose API lives in `us-east-1` (in the `aws` partition).
+    pub(crate) async fn route53(&self) -> aws_sdk_route53::Client {
+        self.client(ROUTE53_REGION).await
+    }
+
+    pub(crate) async fn tagging(&self, region: &str) -> aws_sdk_resourcegroupstagging::Client {
+        self.client(region).await
+    }
+
+    /// How many clients of each service exist, for tests of the sharing: (service, count),
+    /// by service name.
     #[doc(hidden)]
-    pub fn client_counts(&self) -> (usize, usize, usize) {
-        (
-            self.inner.ecr.lock().expect("lock poisoned").len(),
-            self.inner.sns.lock().expect("lock poisoned").len(),
-            self.inner.logs.lock().expect("lock poisoned").len(),
-        )
+    pub fn client_counts(&self) -> std::collections::BTreeMap<&'static str, usize> {
+        let clients = self.inner.clients.lock().expect("lock poisoned");
+        let mut counts = std::collections::BTreeMap::new();
+        for (service, _) in clients.values() {
+            *counts.entry(*service).or_insert(0) += 1;
+        }
+        counts
     }
 }
+
+/// The region of Route 53's API.
+pub(crate) const ROUTE53_REGION: &str = "us-east-1";
 
 /// A failed AWS call: which operation, and what AWS (or the network) said.
 #[derive(Debug, Clone)]

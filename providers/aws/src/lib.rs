@@ -38,6 +38,7 @@
 //!   filter of the same name instead of replacing it.
 
 mod client;
+pub mod ec2;
 pub mod ecr;
 pub mod logs;
 pub mod sns;

@@ -134,6 +134,27 @@ impl Moto {
     pub fn logs(&self, region: &str) -> aws_sdk_cloudwatchlogs::Client {
         aws_sdk_cloudwatchlogs::Client::new(&self.sdk(region))
     }
+
+    pub fn cloudwatch(&self, region: &str) -> aws_sdk_cloudwatch::Client {
+        aws_sdk_cloudwatch::Client::new(&self.sdk(region))
+    }
+
+    pub fn ec2(&self, region: &str) -> aws_sdk_ec2::Client {
+        aws_sdk_ec2::Client::new(&self.sdk(region))
+    }
+
+    pub fn autoscaling(&self, region: &str) -> aws_sdk_autoscaling::Client {
+        aws_sdk_autoscaling::Client::new(&self.sdk(region))
+    }
+
+    /// Route 53 is global; its API is in us-east-1.
+    pub fn route53(&self) -> aws_sdk_route53::Client {
+        aws_sdk_route53::Client::new(&self.sdk("us-east-1"))
+    }
+
+    pub fn tagging(&self, region: &str) -> aws_sdk_resourcegroupstagging::Client {
+        aws_sdk_resourcegroupstagging::Client::new(&self.sdk(region))
+    }
 }
 
 impl Drop for Moto {

@@ -62,7 +62,20 @@ fn program(kms: bool) -> Desired {
     stack.finish().expect("program")
 }
 
-async fn deploy(engine: &Engine, backend: &FileBackend, desired: &Desired) -> (bool, StackState) {
+/// An engine with every AWS provider, sharing `aws`.
+pub fn engine(aws: &cairn_aws::Aws, stack: &str) -> Engine {
+    Engine {
+        registry: cairn_aws::registry(aws),
+        stack: stack.to_string(),
+        secrets: None,
+        parallel: 4,
+        events: Arc::new(|_| {}),
+    }
+}
+
+/// Plans `desired` against the saved state and applies it; whether there were changes, and
+/// the state after.
+pub async fn deploy(engine: &Engine, backend: &FileBackend, desired: &Desired) -> (bool, StackState) {
     let mut session = backend.lock(LockInfo::new("test"), None).await.expect("lock");
     let prior = session.load().await.expect("load");
     let plan = cairn::plan::plan(desired, &prior).expect("plan");
@@ -82,13 +95,7 @@ async fn deploy_plan_again_refresh_and_destroy_through_the_engine() {
     let dir = tempfile::tempdir().expect("tempdir");
     let desired = program(false);
     let backend = FileBackend::new(dir.path().join("state"), &desired.stack);
-    let engine = Engine {
-        registry: cairn_aws::registry(&aws),
-        stack: desired.stack.clone(),
-        secrets: None,
-        parallel: 4,
-        events: Arc::new(|_| {}),
-    };
+    let engine = engine(&aws, &desired.stack);
 
     let (changed, state) = deploy(&engine, &backend, &desired).await;
     assert!(changed);

@@ -1,0 +1,69 @@
+//! Amazon EC2: networking ([`network`]) and what instances are launched from ([`compute`]).
+//!
+//! EC2 ids (`vpc-…`, `sg-…`, `lt-…`) do not carry their region, so every EC2 resource reads
+//! its region from its inputs (`region`), or from the configured default for imports of a
+//! bare id. Every taggable EC2 resource is tagged at creation (`TagSpecifications`, so it is
+//! never untagged, not even for a moment), which is how `find` recognises a resource whose
+//! creation was not recorded: by the `cairn:urn` tag, with a `tag:cairn:urn` filter.
+
+pub mod compute;
+pub mod network;
+
+pub use compute::*;
+pub use network::*;
+
+use std::collections::BTreeMap;
+
+use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+use cairn::provider::Context;
+
+use crate::client::{all_tags, Aws, AwsError, SdkResultExt, TAG_URN};
+
+pub(crate) const EC2: &str = "EC2";
+
+/// Tags for `TagSpecifications` of a create call: the user's tags plus cairn's.
+pub(crate) fn tag_spec(ctx: Context<'_>, resource_type: ResourceType, user: &BTreeMap<String, String>) -> TagSpecification {
+    TagSpecification::builder()
+        .resource_type(resource_type)
+        .set_tags(Some(all_tags(ctx, user).into_iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()))
+        .build()
+}
+
+/// EC2 tags as a map.
+pub(crate) fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
+    tags.iter().filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string()))).collect()
+}
+
+/// The filter that finds the resources tagged with this resource's URN.
+pub(crate) fn urn_filter(ctx: Context<'_>) -> Filter {
+    Filter::builder().name(format!("tag:{TAG_URN}")).values(ctx.urn.as_str()).build()
+}
+
+/// A filter on one value.
+pub(crate) fn filter(name: &str, value: impl Into<String>) -> Filter {
+    Filter::builder().name(name).values(value).build()
+}
+
+/// Brings the user tags of `id` from `old` to `new` (cairn's own tags are left alone).
+pub(crate) async fn sync_tags(
+    aws: &Aws,
+    region: &str,
+    id: &str,
+    old: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+) -> Result<(), AwsError> {
+    let ec2 = aws.ec2(region).await;
+    let gone: Vec<Tag> = old.keys().filter(|k| !new.contains_key(*k)).map(|k| Tag::builder().key(k).build()).collect();
+    if !gone.is_empty() {
+        ec2.delete_tags().resources(id).set_tags(Some(gone)).send().await.op(EC2, "DeleteTags")?;
+    }
+    let set: Vec<Tag> = new
+        .iter()
+        .filter(|(k, v)| old.get(*k) != Some(*v))
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect();
+    if !set.is_empty() {
+        ec2.create_tags().resources(id).set_tags(Some(set)).send().await.op(EC2, "CreateTags")?;
+    }
+    Ok(())
+}
