@@ -1,7 +1,10 @@
 //! Configuration: the TOML file's shape, its defaults, and validation that names the key at fault.
 //!
 //! Every section and key is optional; an empty file is the default configuration. Unknown keys
-//! are errors, so a typo never silently falls back to a default.
+//! are errors, so a typo never silently falls back to a default. [`Config::load`] layers the
+//! sources: defaults, the file, the environment ([`environment`]), the flags.
+
+pub mod environment;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -9,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+
+pub use environment::Environment;
 
 /// A configuration problem, always naming the key (`limits.max_concurrent_tasks`) it is about.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +25,16 @@ pub enum ConfigError {
     Invalid { key: String, message: String },
     #[error("cannot read htpasswd file {path} (config key `auth.htpasswd_file`): {message}")]
     Htpasswd { path: PathBuf, message: String },
+    /// A variable's value is wrong. `about` names the config key (and flag) it sets. The
+    /// message never holds the value of a secret key.
+    #[error("environment variable {var} ({about}): {message}")]
+    Env { var: String, about: String, message: String },
+    #[error(
+        "unknown environment variable(s) {names}: the runner reads RUNNER_<SECTION>__<KEY> for each \
+         config key, RUNNER_CONFIG, RUNNER_LISTEN, RUNNER_INSECURE_NO_AUTH and RUNNER_LOG \
+         (runner --help lists them)"
+    )]
+    UnknownEnv { names: String },
 }
 
 impl ConfigError {
@@ -29,6 +44,7 @@ impl ConfigError {
 }
 
 /// The whole configuration. See README.md for each key.
+#[cfg_attr(test, derive(serde::Serialize))]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -42,6 +58,7 @@ pub struct Config {
 }
 
 /// HTTPS with rustls. Both `cert` and `key` set turn it on; TLS 1.2 and 1.3 only.
+#[cfg_attr(test, derive(serde::Serialize))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TlsConfig {
@@ -67,6 +84,7 @@ impl TlsConfig {
     }
 }
 
+#[cfg_attr(test, derive(serde::Serialize))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
@@ -89,7 +107,8 @@ impl Default for ServerConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[derive(Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// htpasswd file with bcrypt hashes (`user:$2y$...`), for HTTP basic auth.
@@ -100,6 +119,18 @@ pub struct AuthConfig {
     pub insecure_no_auth: bool,
 }
 
+/// Hides the tokens.
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("htpasswd_file", &self.htpasswd_file)
+            .field("bearer_tokens", &format_args!("[{} secret(s)]", self.bearer_tokens.len()))
+            .field("insecure_no_auth", &self.insecure_no_auth)
+            .finish()
+    }
+}
+
+#[cfg_attr(test, derive(serde::Serialize))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
@@ -134,6 +165,7 @@ impl Default for LimitsConfig {
 }
 
 /// Defaults for each per-request option, and the maxima a request may not exceed.
+#[cfg_attr(test, derive(serde::Serialize))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TaskConfig {
@@ -181,6 +213,7 @@ impl TaskConfig {
 }
 
 /// When to pull an image before running it.
+#[cfg_attr(test, derive(serde::Serialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PullPolicy {
@@ -192,6 +225,7 @@ pub enum PullPolicy {
     Never,
 }
 
+#[cfg_attr(test, derive(serde::Serialize))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ImageConfig {
@@ -215,6 +249,7 @@ impl Default for ImageConfig {
 }
 
 /// Configured credentials for one registry.
+#[cfg_attr(test, derive(serde::Serialize))]
 #[derive(Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RegistryAuth {
@@ -237,6 +272,7 @@ impl std::fmt::Debug for RegistryAuth {
 
 /// ECR registries (`<account>.dkr.ecr.<region>.amazonaws.com`): a pull without request
 /// `creds` gets a token from GetAuthorizationToken, cached until shortly before it expires.
+#[cfg_attr(test, derive(serde::Serialize))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EcrConfig {
@@ -255,6 +291,7 @@ impl Default for EcrConfig {
     }
 }
 
+#[cfg_attr(test, derive(serde::Serialize))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReaperConfig {
@@ -272,25 +309,73 @@ impl Default for ReaperConfig {
     }
 }
 
+/// The command line's part of the configuration; `main` fills it from the flags.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    /// `--config`.
+    pub config: Option<PathBuf>,
+    /// `--listen`: `server.listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--insecure-no-auth`: `auth.insecure_no_auth = true`.
+    pub insecure_no_auth: bool,
+}
+
 impl Config {
     /// Parses TOML text; errors name the key (`tasks.max_timeout_ms`) and say what is wrong.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        let de = toml::Deserializer::new(text);
-        let config: Config = serde_path_to_error::deserialize(de).map_err(|err| {
-            let key = err.path().to_string();
-            let inner = err.into_inner();
-            // toml's own message carries a line/column excerpt; keep only its first line.
-            let message = inner.message().lines().next().unwrap_or("").to_string();
-            ConfigError::Invalid { key: if key == "." { "(file)".to_string() } else { key }, message }
-        })?;
+        let config =
+            Config::from_table(parse_file(text)?).map_err(|(key, message)| ConfigError::Invalid { key, message })?;
         config.validate()?;
         Ok(config)
     }
 
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        Config::from_toml(&text)
+        Config::from_toml(&read_file(path)?)
+    }
+
+    /// The whole configuration, each source over the one before: the defaults, the file
+    /// (`--config`, else `RUNNER_CONFIG`), the environment (`RUNNER_<SECTION>__<KEY>`), the
+    /// flags (each flag, else its variable). Everything is validated once, at the end; an
+    /// error about a value from the environment names the variable as well as the key.
+    pub fn load(flags: &Flags, env: &Environment) -> Result<Config, ConfigError> {
+        let mut table = match &flags.config {
+            Some(path) => parse_file(&read_file(path)?)?,
+            None => match env.config_file() {
+                Some(path) => parse_file(&read_file(&path).map_err(|err| ConfigError::Env {
+                    var: environment::CONFIG_VAR.to_string(),
+                    about: "flag --config".to_string(),
+                    message: err.to_string(),
+                })?)?,
+                None => toml::Table::new(),
+            },
+        };
+        env.overlay(&mut table)?;
+        // A bad variable is an error even when its flag is given.
+        let listen_var = env.listen()?;
+        let insecure_var = env.insecure_no_auth()?;
+        let server = table.entry("server").or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let (Some(listen), toml::Value::Table(server)) = (flags.listen.or(listen_var), server) {
+            server.insert("listen".to_string(), toml::Value::String(listen.to_string()));
+        }
+        let insecure = if flags.insecure_no_auth { Some(true) } else { insecure_var };
+        let auth = table.entry("auth").or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let (Some(insecure), toml::Value::Table(auth)) = (insecure, auth) {
+            auth.insert("insecure_no_auth".to_string(), toml::Value::Boolean(insecure));
+        }
+        let config = Config::from_table(table).map_err(|(key, message)| env.type_error(key, message))?;
+        config.validate().map_err(|err| env.attribute(err))?;
+        Ok(config)
+    }
+
+    /// Deserializes a (merged) table without validating it; an error is (key, message).
+    fn from_table(table: toml::Table) -> Result<Config, (String, String)> {
+        serde_path_to_error::deserialize(table).map_err(|err| {
+            let key = err.path().to_string();
+            let inner = err.into_inner();
+            // Keep only the first line of toml's message.
+            let message = inner.message().lines().next().unwrap_or("").to_string();
+            (if key == "." { "(file)".to_string() } else { key }, message)
+        })
     }
 
     /// Checks relations between values that the types alone cannot express.
@@ -396,6 +481,18 @@ impl Config {
         }
         Ok(())
     }
+}
+
+fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })
+}
+
+/// The file's TOML document; a syntax error is reported as the key `(file)`.
+fn parse_file(text: &str) -> Result<toml::Table, ConfigError> {
+    text.parse::<toml::Table>().map_err(|err| ConfigError::Invalid {
+        key: "(file)".to_string(),
+        message: err.message().lines().next().unwrap_or("").to_string(),
+    })
 }
 
 /// Docker's smallest accepted memory limit.

@@ -7,21 +7,32 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use runner::config::Config;
+use runner::config::{environment, Config, Environment, Flags};
 use runner::observe::BufferedStdout;
 use tracing_subscriber::EnvFilter;
 
 /// Runs commands in fresh Docker containers over HTTP (ecs API v1.1).
+///
+/// Configuration, each over the one before: defaults, the TOML file, environment variables,
+/// flags. See README.md for the keys.
 #[derive(Debug, Parser)]
-#[command(name = "runner", version)]
+#[command(
+    name = "runner",
+    version,
+    after_help = "Every config key can also be set from the environment, as RUNNER_<SECTION>__<KEY> \
+                  (server.listen: RUNNER_SERVER__LISTEN); --help lists them.",
+    after_long_help = environment::help()
+)]
 struct Args {
-    /// Address to listen on [default: 127.0.0.1:8448, or server.listen from the config].
+    /// Address to listen on [default: 127.0.0.1:8448, or server.listen from the config or the
+    /// environment] [env: RUNNER_LISTEN]
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
-    /// Configuration file (TOML); see README.md for the keys.
+    /// Configuration file (TOML); see README.md for the keys [env: RUNNER_CONFIG]
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Serve without authentication. Refused unless the listen address is loopback.
+    /// Serve without authentication. Refused unless the listen address is loopback
+    /// [env: RUNNER_INSECURE_NO_AUTH=true]
     #[arg(long)]
     insecure_no_auth: bool,
 }
@@ -48,21 +59,13 @@ fn main() -> ExitCode {
     code
 }
 
-fn load(args: &Args) -> Result<Config, String> {
-    let mut config = match &args.config {
-        Some(path) => Config::from_file(path).map_err(|e| e.to_string())?,
-        None => Config::default(),
-    };
-    if let Some(listen) = args.listen {
-        config.server.listen = listen;
-    }
-    if args.insecure_no_auth {
-        config.auth.insecure_no_auth = true;
-    }
+fn load(args: &Args, env: &Environment) -> Result<Config, String> {
+    let flags = Flags { config: args.config.clone(), listen: args.listen, insecure_no_auth: args.insecure_no_auth };
+    let config = Config::load(&flags, env).map_err(|e| e.to_string())?;
     if config.auth.insecure_no_auth && !runner::is_loopback(&config.server.listen) {
         return Err(format!(
-            "--insecure-no-auth (auth.insecure_no_auth) is only allowed on a loopback address, \
-             not {}",
+            "--insecure-no-auth (auth.insecure_no_auth, RUNNER_INSECURE_NO_AUTH, \
+             RUNNER_AUTH__INSECURE_NO_AUTH) is only allowed on a loopback address, not {}",
             config.server.listen
         ));
     }
@@ -71,7 +74,10 @@ fn load(args: &Args) -> Result<Config, String> {
 
 fn run() -> Result<(), String> {
     let args = Args::parse();
-    let config = load(&args)?;
+    let env = Environment::from_process().map_err(|e| e.to_string())?;
+    let config = load(&args, &env)?;
+    // Which variables were read; never their values.
+    let env_names = env.names().join(",");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -88,6 +94,7 @@ fn run() -> Result<(), String> {
             %listen,
             version = env!("CARGO_PKG_VERSION"),
             auth = state.auth().enabled(),
+            environment = %env_names,
             "runner listening"
         );
         runner::serve(listener, state, shutdown_signal()).await.map_err(|e| format!("server failed: {e}"))
