@@ -50,7 +50,7 @@ test: tools
 review: tools
     cargo insta review
 
-# Run a benchmark area (engine, consul, runner), printing `BENCH <name> <value>` lines.
+# Run a benchmark area (engine, consul, aws, runner), printing `BENCH <name> <value>` lines.
 bench area: tools
     #!/usr/bin/env bash
     set -euo pipefail

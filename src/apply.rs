@@ -432,8 +432,6 @@ impl Run<'_> {
     }
 
     async fn step_inner(&self, step: &Step) -> Result<(), String> {
-        let stack = &self.engine.stack;
-        let ctx = Context { urn: &step.urn, stack };
         let current = |urn: &Urn| self.live.lock().expect("lock poisoned").resources.get(urn).cloned();
         match step.op {
             Op::Same => {
@@ -450,6 +448,11 @@ impl Run<'_> {
                 let inputs = self.inputs(d, None)?;
                 self.create(d, inputs, None).await
             }
+            Op::Import => {
+                let d = self.desired(&step.urn)?;
+                let id = d.import.as_deref().ok_or_else(|| format!("`{}` has no id to import", step.urn))?;
+                self.import(d, id).await
+            }
             Op::Update => {
                 let d = self.desired(&step.urn)?;
                 let from = step.renamed_from.as_ref().unwrap_or(&step.urn);
@@ -459,17 +462,7 @@ impl Run<'_> {
                     // Known now: nothing changed after all.
                     return self.put_record(from, restated(d, &prior)).await;
                 }
-                let provider = self.engine.provider(&d.type_token)?;
-                let op = Self::pending(PendingKind::Update, &step.urn, Some(prior.id.clone()), Value::Null, false);
-                self.write(vec![Change::PutPending(op.clone())]).await?;
-                let outputs = provider
-                    .update(ctx, &prior.id, &value::reveal(&prior.inputs), &value::reveal(&inputs))
-                    .await
-                    .map_err(|e| format!("update failed: {e}"))?;
-                let rec = record(d, prior.id.clone(), inputs, outputs);
-                self.put_record(from, rec)
-                    .await
-                    .map_err(|e| format!("updated {} but the result could not be recorded: {e}", prior.id))
+                self.update(d, from, &prior, inputs).await
             }
             Op::Replace => {
                 let d = self.desired(&step.urn)?;
@@ -507,6 +500,55 @@ impl Run<'_> {
                 Ok(())
             }
         }
+    }
+
+    /// Changes `prior` (recorded under `from`) in place to `inputs`, and records the result.
+    async fn update(&self, d: &DesiredResource, from: &Urn, prior: &ResourceState, inputs: Value) -> Result<(), String> {
+        let provider = self.engine.provider(&d.type_token)?;
+        let ctx = Context { urn: &d.urn, stack: &self.engine.stack };
+        let op = Self::pending(PendingKind::Update, &d.urn, Some(prior.id.clone()), Value::Null, false);
+        self.write(vec![Change::PutPending(op)]).await?;
+        let outputs = provider
+            .update(ctx, &prior.id, &value::reveal(&prior.inputs), &value::reveal(&inputs))
+            .await
+            .map_err(|e| format!("update failed: {e}"))?;
+        let rec = record(d, prior.id.clone(), inputs, outputs);
+        self.put_record(from, rec)
+            .await
+            .map_err(|e| format!("updated {} but the result could not be recorded: {e}", prior.id))
+    }
+
+    /// Adopts the existing resource `id` for `d`: reads it back, refuses if the program would
+    /// replace it, records it as it is, then changes in place what differs from the program.
+    /// Reading has no effect on the resource, so a crash before the record leaves nothing to
+    /// recover; a crash during the update is recovered like any update.
+    async fn import(&self, d: &DesiredResource, id: &str) -> Result<(), String> {
+        let provider = self.engine.provider(&d.type_token)?;
+        let ctx = Context { urn: &d.urn, stack: &self.engine.stack };
+        let wanted = self.inputs(d, None)?;
+        let seen = provider
+            .read(ctx, id, &value::reveal(&wanted))
+            .await
+            .map_err(|e| format!("import of `{id}` failed: {e}"))?
+            .ok_or_else(|| format!("cannot import `{id}`: no such {} exists", d.type_token))?;
+        let adopted = record(d, seen.id, value::copy_secrecy(&wanted, seen.inputs), seen.outputs);
+        let inputs = self.inputs(d, Some(&adopted))?;
+        let diffs = plan::diff(&adopted.inputs, &inputs, &d.replace_on_change);
+        let forcing: Vec<&str> = diffs.iter().filter(|p| p.forces_replacement).map(|p| p.path.as_str()).collect();
+        if !forcing.is_empty() {
+            return Err(format!(
+                "cannot import `{id}`: it differs from the program in {}, which would replace it; make the \
+                 program match the resource, import it, then change it",
+                forcing.join(", ")
+            ));
+        }
+        self.put_record(&d.urn, adopted.clone())
+            .await
+            .map_err(|e| format!("read {id} but it could not be recorded: {e}"))?;
+        if diffs.is_empty() {
+            return Ok(());
+        }
+        self.update(d, &d.urn, &adopted, inputs).await
     }
 
     /// Records `rec` (moving it from `from` when the resource was renamed) and makes it live.

@@ -23,6 +23,9 @@ pub enum Op {
     /// Nothing to do (perhaps a state-only change: rename, options).
     Same,
     Create,
+    /// Adopt an existing resource (the `import` option): read it back by its id, record it,
+    /// and change in place what differs from the program.
+    Import,
     /// Change properties in place.
     Update,
     /// Create the replacement, point dependents at it; the old one is deleted later by a
@@ -43,6 +46,7 @@ impl Op {
         match self {
             Op::Same => " ",
             Op::Create => "+",
+            Op::Import => "<=",
             Op::Update => "~",
             Op::Replace => "+-",
             Op::ReplaceDeleteFirst => "-+",
@@ -56,6 +60,7 @@ impl Op {
         match self {
             Op::Same => "same",
             Op::Create => "create",
+            Op::Import => "import",
             Op::Update => "update",
             Op::Replace => "replace",
             Op::ReplaceDeleteFirst => "replace (delete first)",
@@ -354,6 +359,7 @@ pub fn plan(desired: &Desired, prior: &StackState) -> Result<Plan, PlanError> {
             find(o.urn.as_str(), &o.path).map(|(v, s)| if s { value::secret(v.clone()) } else { v.clone() })
         };
         let (op, diffs) = match p {
+            None if r.import.is_some() => (Op::Import, Vec::new()),
             None => (Op::Create, Vec::new()),
             // The common case, unchanged, is decided without building the resolved inputs.
             Some(p)

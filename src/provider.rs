@@ -76,10 +76,57 @@ pub trait Provider: Send + Sync {
     async fn find(&self, ctx: Context<'_>, identity: &Value) -> Result<Option<Observed>, ProviderError>;
 }
 
-/// The providers a program can use, by type token.
+/// A resource that a managed system holds for a stack, as an [`Inventory`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct Listed {
+    /// The system's full name of the resource (for AWS, its ARN).
+    pub id: String,
+    /// The URN the resource is labelled with, if it carries one.
+    pub urn: Option<String>,
+}
+
+/// Lists what a managed system holds for a stack, by the labels providers put on what they
+/// create (for AWS, the `cairn:stack` tag), so that `cairn state orphans` can name what state
+/// does not know: resources left by a run that died before recording them and was never
+/// recovered, or forgotten with `cairn state rm`.
+#[async_trait::async_trait]
+pub trait Inventory: Send + Sync {
+    /// What is listed, for messages, e.g. `AWS (Resource Groups Tagging API)`.
+    fn name(&self) -> &'static str;
+
+    /// Every resource labelled as belonging to `stack`. `state` tells where to look (for AWS,
+    /// the regions its resources are in); `scopes` are more places to look, as the user named
+    /// them (for AWS, regions).
+    async fn list(
+        &self,
+        stack: &str,
+        state: &crate::state::StackState,
+        scopes: &[String],
+    ) -> Result<Vec<Listed>, ProviderError>;
+}
+
+/// The resources of `listed` that `state` does not know: no resource (live or retired) of
+/// `state` has the listed id, or an id that the listed id ends with after a `/` or `:`
+/// (providers whose ids are short names, such as `vpc-0abc`, store what ends an ARN).
+pub fn orphans(listed: Vec<Listed>, state: &crate::state::StackState) -> Vec<Listed> {
+    let known: std::collections::HashSet<&str> =
+        state.resources.values().chain(state.retired.values()).map(|r| r.id.as_str()).collect();
+    let is_known = |id: &str| {
+        known.contains(id)
+            || id.char_indices().any(|(i, c)| (c == '/' || c == ':') && known.contains(&id[i + c.len_utf8()..]))
+    };
+    let mut orphans: Vec<Listed> = listed.into_iter().filter(|l| !is_known(&l.id)).collect();
+    orphans.sort();
+    orphans.dedup();
+    orphans
+}
+
+/// The providers a program can use, by type token, and the inventories that list what they
+/// manage.
 #[derive(Clone, Default)]
 pub struct Registry {
     providers: BTreeMap<&'static str, Arc<dyn Provider>>,
+    inventories: Vec<Arc<dyn Inventory>>,
 }
 
 impl fmt::Debug for Registry {
@@ -110,5 +157,80 @@ impl Registry {
 
     pub fn types(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.providers.keys().copied()
+    }
+
+    /// Adds an inventory (see [`Inventory`]); one per managed system.
+    pub fn with_inventory(mut self, inventory: impl Inventory + 'static) -> Registry {
+        if !self.inventories.iter().any(|i| i.name() == inventory.name()) {
+            self.inventories.push(Arc::new(inventory));
+        }
+        self
+    }
+
+    pub fn inventories(&self) -> &[Arc<dyn Inventory>] {
+        &self.inventories
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{ResourceState, StackState};
+
+    fn with_ids(live: &[&str], retired: &[&str]) -> StackState {
+        let record = |i: usize, id: &str| ResourceState {
+            urn: crate::Urn::from(format!("s/t:x:Y/r{i}")),
+            type_token: "t:x:Y".into(),
+            id: id.into(),
+            inputs: Value::Null,
+            outputs: Value::Null,
+            dependencies: Default::default(),
+            protect: false,
+            retain_on_delete: false,
+            delete_before_replace: false,
+        };
+        let mut state = StackState::empty("s");
+        for (i, id) in live.iter().enumerate() {
+            let r = record(i, id);
+            state.resources.insert(r.urn.clone(), r);
+        }
+        for (i, id) in retired.iter().enumerate() {
+            let r = record(100 + i, id);
+            state.retired.insert(r.urn.clone(), r);
+        }
+        state
+    }
+
+    fn listed(id: &str) -> Listed {
+        Listed { id: id.into(), urn: None }
+    }
+
+    #[test]
+    fn orphans_are_what_no_state_id_names() {
+        let state = with_ids(
+            &["arn:aws:sns:us-east-1:1:known", "vpc-0abc", "Z123", "/shop/api"],
+            &["arn:aws:ecr:us-east-1:1:repository/old"],
+        );
+        let all = vec![
+            listed("arn:aws:sns:us-east-1:1:known"),
+            listed("arn:aws:ec2:us-east-1:1:vpc/vpc-0abc"),
+            listed("arn:aws:route53:::hostedzone/Z123"),
+            listed("arn:aws:logs:us-east-1:1:log-group:/shop/api"),
+            listed("arn:aws:ecr:us-east-1:1:repository/old"),
+            listed("arn:aws:sns:us-east-1:1:unknown"),
+            listed("arn:aws:ec2:us-east-1:1:vpc/vpc-0abcd"),
+            listed("arn:aws:sns:us-east-1:1:unknown"),
+        ];
+        let found = orphans(all, &state);
+        assert_eq!(
+            found,
+            [listed("arn:aws:ec2:us-east-1:1:vpc/vpc-0abcd"), listed("arn:aws:sns:us-east-1:1:unknown")]
+        );
+    }
+
+    #[test]
+    fn an_empty_state_knows_nothing() {
+        let found = orphans(vec![listed("arn:aws:sns:us-east-1:1:a")], &StackState::empty("s"));
+        assert_eq!(found.len(), 1);
     }
 }

@@ -285,6 +285,7 @@ pub struct Options {
     pub(crate) ignore_changes: Vec<String>,
     pub(crate) aliases: Vec<Urn>,
     pub(crate) delete_before_replace: bool,
+    pub(crate) import: Option<String>,
 }
 
 impl Options {
@@ -325,6 +326,16 @@ impl Options {
     /// Delete the old resource before creating its replacement.
     pub fn delete_before_replace(mut self, on: bool) -> Options {
         self.delete_before_replace = on;
+        self
+    }
+
+    /// Adopt the existing resource with this provider id instead of creating one, when state
+    /// does not know the resource yet. The deploy reads it back, records it, and changes in
+    /// place whatever differs from the program; a difference that would replace it is an
+    /// error instead (an adopted resource is never replaced by its import). Once in state,
+    /// the option has no effect, so it may stay in the program.
+    pub fn import(mut self, id: &str) -> Options {
+        self.import = Some(id.to_string());
         self
     }
 }

@@ -276,6 +276,19 @@ enum StateCommand {
         #[command(flatten)]
         lock: LockArgs,
     },
+    /// List the resources that the managed systems hold for this stack (for AWS: tagged
+    /// `cairn:stack=<stack>`) but state does not know: left by a run that died before recording
+    /// them, or forgotten with `state rm`. Exits 0 when there are none, 2 when there are.
+    Orphans {
+        #[command(flatten)]
+        common: Common,
+        /// Also look here (for AWS: a region), besides where the state's resources are. Repeatable.
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        /// Print JSON: an array of {id, urn}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the whole state as JSON (secrets stay encrypted).
     Export {
         #[command(flatten)]
@@ -738,6 +751,38 @@ async fn state_command<C: DeserializeOwned>(program: &Program<C>, command: State
                 println!("{}  {}  (pending {:?} since {})", p.urn, p.urn.type_token(), p.kind, p.started);
             }
             Ok(0)
+        }
+        StateCommand::Orphans { common, scopes, json } => {
+            let stack = stack_name(program, &common.env)?;
+            let state = backend(program, &common, &stack)?.read().await?;
+            let inventories = program.registry.inventories();
+            if inventories.is_empty() {
+                bail!("no provider of this program can list what it manages, so orphans cannot be found");
+            }
+            let mut listed = Vec::new();
+            for inventory in inventories {
+                let found = inventory
+                    .list(&stack, &state, &scopes)
+                    .await
+                    .map_err(|e| anyhow!("listing {} failed: {e}", inventory.name()))?;
+                listed.extend(found);
+            }
+            let orphans = crate::provider::orphans(listed, &state);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&orphans)?);
+            } else if orphans.is_empty() {
+                eprintln!("no orphans: state knows every resource tagged for {stack}");
+            } else {
+                for o in &orphans {
+                    println!("{}  {}", o.id, o.urn.as_deref().unwrap_or("(no urn tag)"));
+                }
+                eprintln!(
+                    "{} resource(s) tagged for {stack} that state does not know: cairn will neither \
+                     change nor delete them; adopt one with the `import` resource option, or delete it",
+                    orphans.len()
+                );
+            }
+            Ok(if orphans.is_empty() { 0 } else { 2 })
         }
         StateCommand::Show { common, urn } => {
             let stack = stack_name(program, &common.env)?;

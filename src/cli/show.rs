@@ -42,7 +42,7 @@ impl Style {
     }
     fn op(&self, op: Op, s: &str) -> String {
         match op {
-            Op::Create => self.green(s),
+            Op::Create | Op::Import => self.green(s),
             Op::Update => self.yellow(s),
             Op::Replace | Op::ReplaceDeleteFirst => self.magenta(s),
             Op::Delete | Op::DeleteReplaced => self.red(s),
@@ -56,6 +56,7 @@ pub fn counts(plan: &Plan) -> String {
     let mut parts = Vec::new();
     for (op, word) in [
         (Op::Create, "to create"),
+        (Op::Import, "to import"),
         (Op::Update, "to update"),
         (Op::Replace, "to replace"),
         (Op::ReplaceDeleteFirst, "to replace (delete first)"),

@@ -34,6 +34,7 @@ fn d(name: &str, inputs: Value) -> DesiredResource {
         delete_before_replace: false,
         replace_on_change: vec!["key".into()],
         secret_outputs: vec![],
+        import: None,
     }
 }
 
@@ -58,6 +59,7 @@ trait DesiredExt {
     fn ignore(self, path: &str) -> Self;
     fn alias(self, old: &str) -> Self;
     fn dbr(self) -> Self;
+    fn import(self, id: &str) -> Self;
 }
 
 impl DesiredExt for DesiredResource {
@@ -79,6 +81,10 @@ impl DesiredExt for DesiredResource {
     }
     fn dbr(mut self) -> Self {
         self.delete_before_replace = true;
+        self
+    }
+    fn import(mut self, id: &str) -> Self {
+        self.import = Some(id.into());
         self
     }
 }
@@ -200,6 +206,20 @@ fn replacement_is_forced_by_declared_properties() {
         vec![d("a", json!({"key": "k2"})).dbr()],
         vec![s("a", json!({"key": "k1"}))],
         "replace (delete first) a[key!]",
+    );
+}
+
+#[test]
+fn import_adopts_only_what_state_does_not_know() {
+    check(vec![d("a", json!({"v": 1})).import("a-0")], vec![], "import a");
+    // Once in state, the option does nothing.
+    check(vec![d("a", json!({"v": 1})).import("a-0")], vec![s("a", json!({"v": 1}))], "1 same");
+    check(vec![d("a", json!({"v": 2})).import("a-0")], vec![s("a", json!({"v": 1}))], "update a[v]");
+    // A dependent waits for the import, and the adopted resource's outputs are unknown until then.
+    check(
+        vec![d("a", json!({})).import("a-0"), d("b", json!({"p": out("a", "id")}))],
+        vec![s("b", json!({"p": "a-id"}))],
+        "import a; update b[p?] < import a",
     );
 }
 

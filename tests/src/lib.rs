@@ -8,6 +8,7 @@
 //! tests and benchmarks only; it is not part of the product.
 
 pub mod consul;
+pub mod moto;
 
 use std::collections::BTreeSet;
 use std::fs;

@@ -4,6 +4,7 @@
 //! - [`ecr`]: `aws:ecr:Repository`, `aws:ecr:ReplicationConfiguration`
 //! - [`sns`]: `aws:sns:Topic`, `aws:sns:Subscription`
 //! - [`logs`]: `aws:logs:LogGroup`, `aws:logs:MetricFilter`
+//! - [`tagging`]: the inventory of resources tagged for a stack, for `cairn state orphans`
 //!
 //! ```ignore
 //! let aws = cairn_aws::Aws::from_env();
@@ -42,6 +43,7 @@ pub mod ec2;
 pub mod ecr;
 pub mod logs;
 pub mod sns;
+pub mod tagging;
 
 pub use client::{Aws, AwsConfig};
 
@@ -50,9 +52,11 @@ pub fn registry(aws: &Aws) -> cairn::provider::Registry {
     add_to(cairn::provider::Registry::new(), aws)
 }
 
-/// `registry` plus every provider of this crate, sharing `aws`.
+/// `registry` plus every provider of this crate, sharing `aws`, and the inventory of what is
+/// tagged for a stack (`cairn state orphans`).
 pub fn add_to(registry: cairn::provider::Registry, aws: &Aws) -> cairn::provider::Registry {
     registry
+        .with_inventory(tagging::TaggedResources::new(aws))
         .with(ecr::RepositoryProvider::new(aws))
         .with(ecr::ReplicationConfigurationProvider::new(aws))
         .with(sns::TopicProvider::new(aws))

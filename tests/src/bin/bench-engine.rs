@@ -60,6 +60,7 @@ fn graph(n: usize) -> (Desired, StackState) {
                 delete_before_replace: false,
                 replace_on_change: vec!["key".into()],
                 secret_outputs: vec![],
+                import: None,
             },
         );
         state.resources.insert(

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod aws;
 mod consul;
 mod crash;
 mod deploy;

@@ -12,6 +12,8 @@ use tempfile::TempDir;
 pub struct Project {
     dir: TempDir,
     env: BTreeMap<String, String>,
+    program: &'static str,
+    stack: &'static str,
 }
 
 /// What a command did.
@@ -47,7 +49,12 @@ impl From<Output> for Run {
 impl Project {
     /// A project whose `dev` environment has this config.
     pub fn new(config: &str) -> Project {
-        let p = Project { dir: tempfile::tempdir().expect("tempdir"), env: BTreeMap::new() };
+        Project::of(env!("CARGO_BIN_EXE_test-stack"), "test-dev", config)
+    }
+
+    /// A project of another stack program (its path), whose `dev` stack is `stack`.
+    pub fn of(program: &'static str, stack: &'static str, config: &str) -> Project {
+        let p = Project { dir: tempfile::tempdir().expect("tempdir"), env: BTreeMap::new(), program, stack };
         p.config(config);
         p
     }
@@ -61,7 +68,7 @@ impl Project {
     }
 
     pub fn state_dir(&self) -> PathBuf {
-        self.dir.path().join(".cairn/test-dev")
+        self.dir.path().join(".cairn").join(self.stack)
     }
 
     /// Replaces the `dev` config.
@@ -76,7 +83,7 @@ impl Project {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_test-stack"));
+        let mut c = Command::new(self.program);
         c.args(args)
             .current_dir(self.dir.path())
             .env("CAIRN_TEST_WORLD", self.world())
@@ -96,12 +103,12 @@ impl Project {
 
     /// Runs the program with `args` and waits.
     pub fn run(&self, args: &[&str]) -> Run {
-        self.command(args).output().expect("run test-stack").into()
+        self.command(args).output().expect("run the stack program").into()
     }
 
     /// Starts the program with `args` in the background.
     pub fn spawn(&self, args: &[&str]) -> Child {
-        self.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn test-stack")
+        self.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn the stack program")
     }
 
     pub fn deploy(&self) -> Run {

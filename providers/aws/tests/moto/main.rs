@@ -6,5 +6,6 @@ mod common;
 mod client;
 mod ecr;
 mod engine;
+mod import;
 mod logs;
 mod sns;
