@@ -2,9 +2,9 @@
 //! mapping of SDK errors to [`ProviderError`]s.
 //!
 //! Configuration comes from the standard chain (`aws_config::defaults`: environment, shared
-//! profile files, SSO-less web identity, ECS and IMDS credentials), with a few explicit
-//! overrides ([`AwsConfig`]): an endpoint that every service is sent to (a local emulator),
-//! static credentials, the default region, retry attempts and timeouts. The chain is loaded
+//! profile files with `credential_process` and SSO, web identity, ECS and IMDS credentials),
+//! with a few explicit overrides ([`AwsConfig`]): an endpoint that every service is sent to (a
+//! local emulator), static credentials, the default region, retry attempts and timeouts. The chain is loaded
 //! once, lazily, on the first call; each (service, region) pair then gets one client, built
 //! from that shared configuration, so credentials are resolved and cached once.
 //!

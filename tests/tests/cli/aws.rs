@@ -10,6 +10,10 @@ const CONFIG: &str = "regions = [\"us-east-1\", \"eu-west-1\"]\ntopics = 1\nlog_
 
 fn project(moto: &Moto, config: &str) -> Project {
     let mut p = Project::of(env!("CARGO_BIN_EXE_aws-stack"), "aws-dev", config);
+    // Nothing from the environment running the tests.
+    for k in ["AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN"] {
+        p.remove_env(k);
+    }
     for (k, v) in [
         ("AWS_ENDPOINT_URL", moto.endpoint().as_str()),
         ("AWS_ACCESS_KEY_ID", "testing"),
@@ -122,4 +126,33 @@ fn orphans_are_the_tagged_resources_state_does_not_know() {
         .collect();
     assert_eq!(ids.len(), 3, "{ids:?}");
     assert!(ids.iter().any(|id| id.contains(":log-group:/aws-dev/g0")), "{ids:?}");
+}
+
+#[test]
+fn credentials_come_from_a_profile_with_credential_process() {
+    let moto = Moto::start();
+    let mut p = project(&moto, "regions = [\"eu-west-1\"]\ntopics = 1\n");
+    // A profile whose credentials come from a program, as SSO helpers and vaults provide them.
+    let marker = p.path().join("credential-process-ran");
+    let script = p.path().join("credentials.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ntouch '{}'\necho '{{\"Version\": 1, \"AccessKeyId\": \"profile-key\", \"SecretAccessKey\": \"profile-secret\"}}'\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let config = p.path().join("aws-config");
+    std::fs::write(&config, format!("[profile deployer]\nregion = eu-west-1\ncredential_process = {}\n", script.display()))
+        .unwrap();
+    p.set_env("AWS_CONFIG_FILE", config.to_str().unwrap());
+    p.set_env("AWS_PROFILE", "deployer");
+    for k in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"] {
+        p.remove_env(k);
+    }
+    p.deploy().ok();
+    assert!(marker.exists(), "the profile's credential_process was not run");
+    assert_eq!(topics(&moto, "eu-west-1").len(), 1);
 }

@@ -11,7 +11,8 @@ use tempfile::TempDir;
 /// A temporary project: config, state directory and the test provider's world.
 pub struct Project {
     dir: TempDir,
-    env: BTreeMap<String, String>,
+    /// Variables to set; `None`: to remove from the inherited environment.
+    env: BTreeMap<String, Option<String>>,
     program: &'static str,
     stack: &'static str,
 }
@@ -79,7 +80,12 @@ impl Project {
     }
 
     pub fn set_env(&mut self, key: &str, value: &str) {
-        self.env.insert(key.into(), value.into());
+        self.env.insert(key.into(), Some(value.into()));
+    }
+
+    /// Runs the program without `key`, even if the tests' environment has it.
+    pub fn remove_env(&mut self, key: &str) {
+        self.env.insert(key.into(), None);
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
@@ -96,7 +102,10 @@ impl Project {
             .env_remove("RUST_LOG")
             .stdin(Stdio::null());
         for (k, v) in &self.env {
-            c.env(k, v);
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
         }
         c
     }

@@ -76,15 +76,9 @@ fn small_program() -> cairn::stack::Desired {
 
 /// Applies `desired` through `aws`; the failures, if any.
 async fn apply_through(aws: &Aws, dir: &std::path::Path, desired: &cairn::stack::Desired) -> Vec<String> {
-    use cairn::state::{LockInfo, StateBackend};
     let backend = cairn::state::file::FileBackend::new(dir.join("state"), &desired.stack);
     let engine = crate::engine::engine(aws, &desired.stack);
-    let mut session = backend.lock(LockInfo::new("test"), None).await.expect("lock");
-    let prior = session.load().await.expect("load");
-    let plan = cairn::plan::plan(desired, &prior).expect("plan");
-    let (_tx, cancel) = tokio::sync::watch::channel(false);
-    let outcome = engine.apply(session.as_ref(), &plan, desired, &prior, cancel).await;
-    session.release().await.expect("release");
+    let (_, outcome, _) = crate::engine::try_deploy(&engine, &backend, desired).await;
     outcome.failed.into_iter().map(|(urn, _, e)| format!("{urn}: {e}")).collect()
 }
 

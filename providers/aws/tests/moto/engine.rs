@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use cairn::apply::Engine;
+use cairn::apply::{Engine, Outcome};
 use cairn::plan::Op;
 use cairn::stack::Desired;
 use cairn::state::file::FileBackend;
@@ -73,18 +73,23 @@ pub fn engine(aws: &cairn_aws::Aws, stack: &str) -> Engine {
     }
 }
 
-/// Plans `desired` against the saved state and applies it; whether there were changes, and
-/// the state after.
-pub async fn deploy(engine: &Engine, backend: &FileBackend, desired: &Desired) -> (bool, StackState) {
+/// Plans `desired` against the saved state and applies it: whether there were changes, what
+/// the apply did, and the state after.
+pub async fn try_deploy(engine: &Engine, backend: &FileBackend, desired: &Desired) -> (bool, Outcome, StackState) {
     let mut session = backend.lock(LockInfo::new("test"), None).await.expect("lock");
     let prior = session.load().await.expect("load");
     let plan = cairn::plan::plan(desired, &prior).expect("plan");
-    let changed = plan.has_changes();
     let (_tx, cancel) = tokio::sync::watch::channel(false);
     let outcome = engine.apply(session.as_ref(), &plan, desired, &prior, cancel).await;
-    assert!(outcome.succeeded(), "{outcome:?}");
     let state = session.load().await.expect("reload");
     session.release().await.expect("release");
+    (plan.has_changes(), outcome, state)
+}
+
+/// [`try_deploy`], which must succeed: whether there were changes, and the state after.
+pub async fn deploy(engine: &Engine, backend: &FileBackend, desired: &Desired) -> (bool, StackState) {
+    let (changed, outcome, state) = try_deploy(engine, backend, desired).await;
+    assert!(outcome.succeeded(), "{outcome:?}");
     (changed, state)
 }
 

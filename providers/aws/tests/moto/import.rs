@@ -9,7 +9,7 @@ use cairn_aws::logs::LogGroup;
 use cairn_aws::sns::Topic;
 
 use crate::common::Moto;
-use crate::engine::{deploy, engine};
+use crate::engine::{deploy, engine, try_deploy};
 
 fn program(topic: Topic, import: &str) -> Desired {
     let mut stack = Stack::new("shop", "test");
@@ -84,12 +84,7 @@ async fn an_import_that_would_replace_or_finds_nothing_fails_and_records_nothing
 }
 
 async fn apply_failure(engine: &cairn::apply::Engine, backend: &FileBackend, desired: &Desired) -> String {
-    let mut session = backend.lock(LockInfo::new("test"), None).await.expect("lock");
-    let prior = session.load().await.expect("load");
-    let plan = cairn::plan::plan(desired, &prior).expect("plan");
-    let (_tx, cancel) = tokio::sync::watch::channel(false);
-    let outcome = engine.apply(session.as_ref(), &plan, desired, &prior, cancel).await;
-    session.release().await.expect("release");
+    let (_, outcome, _) = try_deploy(engine, backend, desired).await;
     assert!(!outcome.succeeded());
     outcome.failed.iter().map(|(_, _, e)| e.as_str()).collect::<Vec<_>>().join("\n")
 }
