@@ -2,6 +2,9 @@
 //! them through the AWS SDK.
 //!
 //! - [`ecr`]: `aws:ecr:Repository`, `aws:ecr:ReplicationConfiguration`
+//! - [`ec2`]: `aws:ec2:KeyPair`, `aws:ec2:LaunchTemplate`, `aws:ec2:AmiLookup`
+//! - [`autoscaling`]: `aws:autoscaling:AutoScalingGroup`, `aws:autoscaling:LifecycleHook`,
+//!   `aws:autoscaling:ScalingPolicy`
 //! - [`sns`]: `aws:sns:Topic`, `aws:sns:Subscription`
 //! - [`logs`]: `aws:logs:LogGroup`, `aws:logs:MetricFilter`
 //! - [`tagging`]: the inventory of resources tagged for a stack, for `cairn state orphans`
@@ -37,7 +40,18 @@
 //! - CloudWatch Logs: moto implements neither `AssociateKmsKey` nor `DisassociateKmsKey`
 //!   (HTTP 500), does not validate retention periods, and `PutMetricFilter` appends a second
 //!   filter of the same name instead of replacing it.
+//! - EC2: `DescribeKeyPairs` ignores `KeyPairIds` and `DeleteKeyPair` ignores `KeyPairId`
+//!   (the providers use a `key-pair-id` filter and delete by name, which AWS takes too);
+//!   `DescribeLaunchTemplates` reports a template's tags as they were at its creation (read
+//!   uses `DescribeTags`); `RegisterImage` ignores the architecture; a launch template
+//!   version made by `CreateLaunchTemplateVersion` with user data cannot launch instances
+//!   (HTTP 500).
+//! - Auto Scaling: `StartInstanceRefresh` is not implemented; `UpdateAutoScalingGroup`
+//!   ignores `DefaultCooldown`; lifecycle hooks ignore their notification target and role and
+//!   report made-up ones; `PutScalingPolicy` answers without the policy ARN (the provider
+//!   then reads it with `DescribePolicies`); no availability zone balancing.
 
+pub mod autoscaling;
 mod client;
 pub mod ec2;
 pub mod ecr;
@@ -63,6 +77,12 @@ pub fn add_to(registry: cairn::provider::Registry, aws: &Aws) -> cairn::provider
         .with(sns::SubscriptionProvider::new(aws))
         .with(logs::LogGroupProvider::new(aws))
         .with(logs::MetricFilterProvider::new(aws))
+        .with(ec2::KeyPairProvider::new(aws))
+        .with(ec2::LaunchTemplateProvider::new(aws))
+        .with(ec2::AmiLookupProvider::new(aws))
+        .with(autoscaling::AutoScalingGroupProvider::new(aws))
+        .with(autoscaling::LifecycleHookProvider::new(aws))
+        .with(autoscaling::ScalingPolicyProvider::new(aws))
 }
 
 #[cfg(test)]
@@ -73,6 +93,12 @@ mod tests {
         assert_eq!(
             registry.types().collect::<Vec<_>>(),
             [
+                "aws:autoscaling:AutoScalingGroup",
+                "aws:autoscaling:LifecycleHook",
+                "aws:autoscaling:ScalingPolicy",
+                "aws:ec2:AmiLookup",
+                "aws:ec2:KeyPair",
+                "aws:ec2:LaunchTemplate",
                 "aws:ecr:ReplicationConfiguration",
                 "aws:ecr:Repository",
                 "aws:logs:LogGroup",

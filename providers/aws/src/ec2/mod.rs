@@ -22,7 +22,11 @@ use crate::client::{all_tags, Aws, AwsError, SdkResultExt, TAG_URN};
 pub(crate) const EC2: &str = "EC2";
 
 /// Tags for `TagSpecifications` of a create call: the user's tags plus cairn's.
-pub(crate) fn tag_spec(ctx: Context<'_>, resource_type: ResourceType, user: &BTreeMap<String, String>) -> TagSpecification {
+pub(crate) fn tag_spec(
+    ctx: Context<'_>,
+    resource_type: ResourceType,
+    user: &BTreeMap<String, String>,
+) -> TagSpecification {
     TagSpecification::builder()
         .resource_type(resource_type)
         .set_tags(Some(all_tags(ctx, user).into_iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()))
@@ -66,4 +70,57 @@ pub(crate) async fn sync_tags(
         ec2.create_tags().resources(id).set_tags(Some(set)).send().await.op(EC2, "CreateTags")?;
     }
     Ok(())
+}
+
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 (with padding), as EC2 wants user data.
+pub(crate) fn base64_encode(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(BASE64[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Decodes standard base64 (padding optional, whitespace ignored); `None` if it is not base64.
+pub(crate) fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    let body = text.trim_end_matches(|c: char| c == '=' || c.is_ascii_whitespace());
+    for c in body.bytes().filter(|b| !b.is_ascii_whitespace()) {
+        let v = BASE64.iter().position(|&x| x == c)? as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_round_trips() {
+        for (plain, encoded) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg==")] {
+            assert_eq!(base64_encode(plain.as_bytes()), encoded);
+            assert_eq!(base64_decode(encoded).unwrap(), plain.as_bytes());
+        }
+        let script = "#!/bin/sh\necho héllo > /tmp/x\n";
+        assert_eq!(base64_decode(&base64_encode(script.as_bytes())).unwrap(), script.as_bytes());
+        assert_eq!(base64_decode("not base64!"), None);
+    }
 }

@@ -3,7 +3,9 @@
 
 mod common;
 
+mod autoscaling;
 mod client;
+mod ec2_compute;
 mod ecr;
 mod engine;
 mod import;
