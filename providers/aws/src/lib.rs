@@ -4,6 +4,9 @@
 //! - [`ecr`]: `aws:ecr:Repository`, `aws:ecr:ReplicationConfiguration`
 //! - [`sns`]: `aws:sns:Topic`, `aws:sns:Subscription`
 //! - [`logs`]: `aws:logs:LogGroup`, `aws:logs:MetricFilter`
+//! - [`route53`]: `aws:route53:HostedZone`, `aws:route53:HostedZoneLookup`,
+//!   `aws:route53:RecordSet`, `aws:route53:HealthCheck`
+//! - [`cloudwatch`]: `aws:cloudwatch:MetricAlarm`, `aws:cloudwatch:Dashboard`
 //!
 //! ```ignore
 //! let aws = cairn_aws::Aws::from_env();
@@ -36,11 +39,19 @@
 //! - CloudWatch Logs: moto implements neither `AssociateKmsKey` nor `DisassociateKmsKey`
 //!   (HTTP 500), does not validate retention periods, and `PutMetricFilter` appends a second
 //!   filter of the same name instead of replacing it.
+//! - CloudWatch (metrics): the SDK speaks only the Smithy RPC v2 CBOR protocol, which moto
+//!   does not (it answers 404); the tests send CloudWatch's calls through a proxy that
+//!   translates them to moto's JSON protocol and back (`tests/moto/cloudwatch.rs`).
+//! - Route 53: moto refuses a `CREATE` of an existing record set only when an identical
+//!   change was made before (AWS refuses any), and does not refuse a second
+//!   `CreateHostedZone` with the same `CallerReference`.
 
 mod client;
+pub mod cloudwatch;
 pub mod ec2;
 pub mod ecr;
 pub mod logs;
+pub mod route53;
 pub mod sns;
 
 pub use client::{Aws, AwsConfig};
@@ -59,6 +70,12 @@ pub fn add_to(registry: cairn::provider::Registry, aws: &Aws) -> cairn::provider
         .with(sns::SubscriptionProvider::new(aws))
         .with(logs::LogGroupProvider::new(aws))
         .with(logs::MetricFilterProvider::new(aws))
+        .with(route53::HostedZoneProvider::new(aws))
+        .with(route53::HostedZoneLookupProvider::new(aws))
+        .with(route53::RecordSetProvider::new(aws))
+        .with(route53::HealthCheckProvider::new(aws))
+        .with(cloudwatch::MetricAlarmProvider::new(aws))
+        .with(cloudwatch::DashboardProvider::new(aws))
 }
 
 #[cfg(test)]
@@ -69,10 +86,16 @@ mod tests {
         assert_eq!(
             registry.types().collect::<Vec<_>>(),
             [
+                "aws:cloudwatch:Dashboard",
+                "aws:cloudwatch:MetricAlarm",
                 "aws:ecr:ReplicationConfiguration",
                 "aws:ecr:Repository",
                 "aws:logs:LogGroup",
                 "aws:logs:MetricFilter",
+                "aws:route53:HealthCheck",
+                "aws:route53:HostedZone",
+                "aws:route53:HostedZoneLookup",
+                "aws:route53:RecordSet",
                 "aws:sns:Subscription",
                 "aws:sns:Topic",
             ]

@@ -4,7 +4,9 @@
 mod common;
 
 mod client;
+mod cloudwatch;
 mod ecr;
 mod engine;
 mod logs;
+mod route53;
 mod sns;
