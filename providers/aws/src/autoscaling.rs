@@ -45,12 +45,10 @@ fn found_or_none<T>(r: Result<T, AwsError>) -> Result<Option<T>, AwsError> {
     }
 }
 
-/// A progress line of a long wait, for the person watching a deploy.
-///
-/// cairn-aws does not depend on `tracing` (its Cargo.toml is shared): this is the one place
-/// that would become `tracing::info!`. Until then the line goes to standard error.
+/// A progress line of a long wait, for the person watching a deploy (a `tracing` event: the
+/// CLI shows it with `RUST_LOG=info`, and it is in the logs of a CI run).
 fn progress(ctx: Context<'_>, message: &str) {
-    eprintln!("cairn-aws: `{}`: {message}", ctx.urn);
+    tracing::info!(urn = %ctx.urn, "{message}");
 }
 
 async fn region_of(aws: &Aws, ctx: Context<'_>, inputs: &Value) -> Result<String, ProviderError> {

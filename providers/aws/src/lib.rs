@@ -8,6 +8,9 @@
 //! - [`sns`]: `aws:sns:Topic`, `aws:sns:Subscription`
 //! - [`logs`]: `aws:logs:LogGroup`, `aws:logs:MetricFilter`
 //! - [`tagging`]: the inventory of resources tagged for a stack, for `cairn state orphans`
+//! - [`route53`]: `aws:route53:HostedZone`, `aws:route53:HostedZoneLookup`,
+//!   `aws:route53:RecordSet`, `aws:route53:HealthCheck`
+//! - [`cloudwatch`]: `aws:cloudwatch:MetricAlarm`, `aws:cloudwatch:Dashboard`
 //!
 //! ```ignore
 //! let aws = cairn_aws::Aws::from_env();
@@ -50,12 +53,20 @@
 //!   ignores `DefaultCooldown`; lifecycle hooks ignore their notification target and role and
 //!   report made-up ones; `PutScalingPolicy` answers without the policy ARN (the provider
 //!   then reads it with `DescribePolicies`); no availability zone balancing.
+//! - CloudWatch (metrics): the SDK speaks only the Smithy RPC v2 CBOR protocol, which moto
+//!   does not (it answers 404); the tests send CloudWatch's calls through a proxy that
+//!   translates them to moto's JSON protocol and back (`tests/moto/cloudwatch.rs`).
+//! - Route 53: moto refuses a `CREATE` of an existing record set only when an identical
+//!   change was made before (AWS refuses any), and does not refuse a second
+//!   `CreateHostedZone` with the same `CallerReference`.
 
 pub mod autoscaling;
 mod client;
+pub mod cloudwatch;
 pub mod ec2;
 pub mod ecr;
 pub mod logs;
+pub mod route53;
 pub mod sns;
 pub mod tagging;
 
@@ -83,6 +94,12 @@ pub fn add_to(registry: cairn::provider::Registry, aws: &Aws) -> cairn::provider
         .with(autoscaling::AutoScalingGroupProvider::new(aws))
         .with(autoscaling::LifecycleHookProvider::new(aws))
         .with(autoscaling::ScalingPolicyProvider::new(aws))
+        .with(route53::HostedZoneProvider::new(aws))
+        .with(route53::HostedZoneLookupProvider::new(aws))
+        .with(route53::RecordSetProvider::new(aws))
+        .with(route53::HealthCheckProvider::new(aws))
+        .with(cloudwatch::MetricAlarmProvider::new(aws))
+        .with(cloudwatch::DashboardProvider::new(aws))
 }
 
 #[cfg(test)]
@@ -96,6 +113,8 @@ mod tests {
                 "aws:autoscaling:AutoScalingGroup",
                 "aws:autoscaling:LifecycleHook",
                 "aws:autoscaling:ScalingPolicy",
+                "aws:cloudwatch:Dashboard",
+                "aws:cloudwatch:MetricAlarm",
                 "aws:ec2:AmiLookup",
                 "aws:ec2:KeyPair",
                 "aws:ec2:LaunchTemplate",
@@ -103,6 +122,10 @@ mod tests {
                 "aws:ecr:Repository",
                 "aws:logs:LogGroup",
                 "aws:logs:MetricFilter",
+                "aws:route53:HealthCheck",
+                "aws:route53:HostedZone",
+                "aws:route53:HostedZoneLookup",
+                "aws:route53:RecordSet",
                 "aws:sns:Subscription",
                 "aws:sns:Topic",
             ]

@@ -5,9 +5,11 @@ mod common;
 
 mod autoscaling;
 mod client;
+mod cloudwatch;
 mod ec2_compute;
 mod ecr;
 mod engine;
 mod import;
 mod logs;
+mod route53;
 mod sns;
