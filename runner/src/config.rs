@@ -277,11 +277,12 @@ impl std::fmt::Debug for RegistryAuth {
 #[serde(default, deny_unknown_fields)]
 pub struct EcrConfig {
     pub enabled: bool,
-    /// Send GetAuthorizationToken here instead of AWS (a local emulator, for tests).
+    /// Send GetAuthorizationToken here instead of AWS (a local emulator, for tests). Unset: the
+    /// standard chain's endpoint settings (`AWS_ENDPOINT_URL_ECR`, `AWS_ENDPOINT_URL`), or AWS.
     pub endpoint_url: Option<String>,
     /// A cached token is renewed once it has less than this left (tokens last 12 hours).
     pub refresh_before_expiry_ms: u64,
-    /// Time limit of one GetAuthorizationToken call.
+    /// Time limit of one GetAuthorizationToken call, getting AWS credentials included.
     pub timeout_ms: u64,
 }
 

@@ -6,10 +6,22 @@
 //! read in that region) until `images.ecr.refresh_before_expiry_ms` before it expires.
 //! Concurrent pulls that need the same region's token share one call.
 //!
-//! AWS credentials come from the standard environment variables (`AWS_ACCESS_KEY_ID`,
-//! `AWS_SECRET_ACCESS_KEY`, optionally `AWS_SESSION_TOKEN`), read at each call, so a rotated
-//! value is picked up at the next refresh. (Profiles, SSO and instance metadata would need
-//! `aws-config`, which is left out to keep the build small.)
+//! AWS credentials come from the standard chain of `aws-config`, loaded once on the first call
+//! and shared after: the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+//! `AWS_SESSION_TOKEN`), the shared config and credentials files (`AWS_PROFILE`,
+//! `AWS_CONFIG_FILE`, `AWS_SHARED_CREDENTIALS_FILE`: static keys, `credential_process`, role
+//! assumption), web identity (`AWS_WEB_IDENTITY_TOKEN_FILE`, EKS), the ECS task role, and EC2
+//! instance metadata (IMDSv2, the instance profile), first that answers wins. Its credentials
+//! provider sits behind the SDK's identity cache, which keeps credentials until shortly before
+//! they expire and then fetches new ones (an instance profile's rotate every few hours), so
+//! nothing here refreshes them. SSO profiles are not built in (the chain's `sso` feature would
+//! add two SDK crates); one fails with an error naming that feature. A failure to get
+//! credentials is reported with every source the chain tried and why each gave nothing.
+//!
+//! GetAuthorizationToken goes to the registry host's region whatever the chain's region is,
+//! and to `images.ecr.endpoint_url` when that is set (else the chain's endpoint settings,
+//! `AWS_ENDPOINT_URL_ECR` or `AWS_ENDPOINT_URL`, else AWS). `images.ecr.timeout_ms` bounds one
+//! call, getting credentials included.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -159,46 +171,75 @@ mod sdk {
     use std::sync::Arc;
     use std::time::{Duration, SystemTime};
 
-    use aws_sdk_ecr::config::{BehaviorVersion, Credentials, Region, SharedHttpClient};
-    use aws_sdk_ecr::error::DisplayErrorContext;
+    use aws_config::{BehaviorVersion, SdkConfig};
+    use aws_credential_types::provider::error::CredentialsError;
+    use aws_sdk_ecr::config::Region;
+    use aws_sdk_ecr::error::ProvideErrorMetadata;
     use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
     use futures_util::FutureExt;
+    use tokio::sync::OnceCell;
 
     use super::FetchToken;
     use crate::config::EcrConfig;
 
-    fn env_credentials() -> Result<Credentials, String> {
-        let get = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        match (get("AWS_ACCESS_KEY_ID"), get("AWS_SECRET_ACCESS_KEY")) {
-            (Some(id), Some(secret)) => Ok(Credentials::new(id, secret, get("AWS_SESSION_TOKEN"), None, "environment")),
-            _ => Err("no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into()),
+    /// The standard chain (`aws_config::defaults`), with the HTTPS client every call shares
+    /// (it pools the connections): rustls on ring instead of the SDK's default aws-lc.
+    async fn load_chain() -> SdkConfig {
+        let http =
+            aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring)).build_https();
+        aws_config::defaults(BehaviorVersion::latest()).http_client(http).load().await
+    }
+
+    /// An SDK error as one line: its chain of causes, each said once. A failure to get AWS
+    /// credentials says so, with what the chain reports (every source it tried, and why each
+    /// gave nothing) instead of the dispatch layers around it.
+    pub(super) fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        let mut next = Some(e);
+        while let Some(err) = next {
+            if err.downcast_ref::<CredentialsError>().is_some() {
+                parts = vec!["could not get AWS credentials".to_string()];
+            }
+            let text = err.to_string();
+            if !parts.iter().any(|p| p.contains(&text)) {
+                parts.push(text);
+            }
+            next = err.source();
         }
+        // The chain lists its attempts one per indented line.
+        parts.join(": ").replace(":\n  ", ": ").replace("\n  ", "; ")
     }
 
     pub(super) fn fetcher(config: &EcrConfig) -> FetchToken {
-        // Shared by every call: it pools the HTTPS connections.
-        let http: SharedHttpClient =
-            aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring)).build_https();
+        // Loaded on the first call, then shared: its credentials provider (behind the SDK's
+        // identity cache, which every client built from it shares) caches credentials and
+        // refreshes them before they expire.
+        let chain: Arc<OnceCell<SdkConfig>> = Arc::default();
         let endpoint = config.endpoint_url.clone();
         let timeout = Duration::from_millis(config.timeout_ms);
         Arc::new(move |region: String| {
-            let (http, endpoint) = (http.clone(), endpoint.clone());
+            let (chain, endpoint) = (chain.clone(), endpoint.clone());
             async move {
-                // A client per call (cheap: the connection pool lives in `http`), so the
-                // credentials are read afresh each time.
-                let mut builder = aws_sdk_ecr::Config::builder()
-                    .behavior_version(BehaviorVersion::latest())
-                    .region(Region::new(region))
-                    .http_client(http)
-                    .credentials_provider(env_credentials()?);
-                if let Some(url) = endpoint {
-                    builder = builder.endpoint_url(url);
-                }
-                let call = aws_sdk_ecr::Client::from_conf(builder.build()).get_authorization_token().send();
+                let call = async {
+                    let base = chain.get_or_init(load_chain).await;
+                    // A client per call is cheap (connections and credentials live in `base`);
+                    // the region is always the registry host's.
+                    let mut builder = aws_sdk_ecr::config::Builder::from(base).region(Region::new(region));
+                    if let Some(url) = endpoint {
+                        builder = builder.endpoint_url(url);
+                    }
+                    aws_sdk_ecr::Client::from_conf(builder.build()).get_authorization_token().send().await
+                };
                 let output = tokio::time::timeout(timeout, call)
                     .await
                     .map_err(|_| format!("timed out after {} ms", timeout.as_millis()))?
-                    .map_err(|e| DisplayErrorContext(e).to_string())?;
+                    .map_err(|e| match (e.code(), e.message()) {
+                        // AWS answered with an error: its code and message.
+                        (Some(code), Some(message)) => format!("{code}: {message}"),
+                        (Some(code), None) => code.to_string(),
+                        // No answer (credentials, network, timeout): what happened.
+                        _ => describe(&e),
+                    })?;
                 let data = output.authorization_data().first().ok_or("the answer has no authorizationData")?;
                 let token = data.authorization_token().ok_or("the answer has no authorizationToken")?.to_string();
                 let expires = data
@@ -309,6 +350,31 @@ mod tests {
         assert_eq!(a.unwrap(), b.unwrap());
         assert!(c.is_ok());
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[cfg(feature = "ecr")]
+    #[test]
+    fn a_credentials_failure_is_named_with_the_chains_report() {
+        use aws_credential_types::provider::error::CredentialsError;
+
+        #[derive(Debug)]
+        struct Dispatch(CredentialsError);
+        impl fmt::Display for Dispatch {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("dispatch failure")
+            }
+        }
+        impl std::error::Error for Dispatch {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let err = Dispatch(CredentialsError::not_loaded("no credentials found in chain. Attempted:\n  A: x\n  B: y"));
+        assert_eq!(
+            sdk::describe(&err),
+            "could not get AWS credentials: the credential provider was not enabled: \
+             no credentials found in chain. Attempted: A: x; B: y"
+        );
     }
 
     #[tokio::test]
