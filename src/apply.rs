@@ -503,7 +503,13 @@ impl Run<'_> {
     }
 
     /// Changes `prior` (recorded under `from`) in place to `inputs`, and records the result.
-    async fn update(&self, d: &DesiredResource, from: &Urn, prior: &ResourceState, inputs: Value) -> Result<(), String> {
+    async fn update(
+        &self,
+        d: &DesiredResource,
+        from: &Urn,
+        prior: &ResourceState,
+        inputs: Value,
+    ) -> Result<(), String> {
         let provider = self.engine.provider(&d.type_token)?;
         let ctx = Context { urn: &d.urn, stack: &self.engine.stack };
         let op = Self::pending(PendingKind::Update, &d.urn, Some(prior.id.clone()), Value::Null, false);

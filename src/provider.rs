@@ -222,10 +222,7 @@ mod tests {
             listed("arn:aws:sns:us-east-1:1:unknown"),
         ];
         let found = orphans(all, &state);
-        assert_eq!(
-            found,
-            [listed("arn:aws:ec2:us-east-1:1:vpc/vpc-0abcd"), listed("arn:aws:sns:us-east-1:1:unknown")]
-        );
+        assert_eq!(found, [listed("arn:aws:ec2:us-east-1:1:vpc/vpc-0abcd"), listed("arn:aws:sns:us-east-1:1:unknown")]);
     }
 
     #[test]

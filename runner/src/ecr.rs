@@ -9,14 +9,13 @@
 //! AWS credentials come from the standard chain of `aws-config`, loaded once on the first call
 //! and shared after: the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
 //! `AWS_SESSION_TOKEN`), the shared config and credentials files (`AWS_PROFILE`,
-//! `AWS_CONFIG_FILE`, `AWS_SHARED_CREDENTIALS_FILE`: static keys, `credential_process`, role
-//! assumption), web identity (`AWS_WEB_IDENTITY_TOKEN_FILE`, EKS), the ECS task role, and EC2
+//! `AWS_CONFIG_FILE`, `AWS_SHARED_CREDENTIALS_FILE`: static keys, `credential_process`, SSO,
+//! role assumption), web identity (`AWS_WEB_IDENTITY_TOKEN_FILE`, EKS), the ECS task role, and EC2
 //! instance metadata (IMDSv2, the instance profile), first that answers wins. Its credentials
 //! provider sits behind the SDK's identity cache, which keeps credentials until shortly before
 //! they expire and then fetches new ones (an instance profile's rotate every few hours), so
-//! nothing here refreshes them. SSO profiles are not built in (the chain's `sso` feature would
-//! add two SDK crates); one fails with an error naming that feature. A failure to get
-//! credentials is reported with every source the chain tried and why each gave nothing.
+//! nothing here refreshes them. A failure to get credentials is reported with every source the
+//! chain tried and why each gave nothing.
 //!
 //! GetAuthorizationToken goes to the registry host's region whatever the chain's region is,
 //! and to `images.ecr.endpoint_url` when that is set (else the chain's endpoint settings,

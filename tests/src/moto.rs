@@ -87,8 +87,10 @@ impl Moto {
     /// Forgets every resource (`POST /moto-api/reset`).
     pub fn reset(&self) {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to moto");
-        s.write_all(b"POST /moto-api/reset HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            .expect("reset moto");
+        s.write_all(
+            b"POST /moto-api/reset HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        )
+        .expect("reset moto");
         let mut answer = String::new();
         let _ = s.read_to_string(&mut answer);
         assert!(answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200"), "moto reset: {answer}");

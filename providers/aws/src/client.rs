@@ -91,8 +91,11 @@ struct Inner {
     config: AwsConfig,
     base: OnceCell<SdkConfig>,
     /// One client per (service, region): the key's type is the SDK client's.
-    clients: Mutex<HashMap<(TypeId, String), (&'static str, Box<dyn Any + Send + Sync>)>>,
+    clients: Mutex<HashMap<(TypeId, String), SharedClient>>,
 }
+
+/// A client of some service, with its service's name (for counts); its type is in the key.
+type SharedClient = (&'static str, Box<dyn Any + Send + Sync>);
 
 /// An SDK client that [`Aws`] can build for a region from the shared configuration.
 pub(crate) trait ServiceClient: Clone + Send + Sync + 'static {
@@ -138,13 +141,7 @@ impl Default for Aws {
 
 impl Aws {
     pub fn new(config: AwsConfig) -> Aws {
-        Aws {
-            inner: Arc::new(Inner {
-                config,
-                base: OnceCell::new(),
-                clients: Mutex::default(),
-            }),
-        }
+        Aws { inner: Arc::new(Inner { config, base: OnceCell::new(), clients: Mutex::default() }) }
     }
 
     /// The standard chain with no overrides.

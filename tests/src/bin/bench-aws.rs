@@ -89,10 +89,8 @@ fn main() {
     let before = proxy.requests();
     let serial = p.run(&proxy.endpoint(), &["refresh", "--env", "dev", "--dry-run", "--parallel", "1"]);
     let per_refresh = proxy.requests() - before;
-    let parallel = (0..3)
-        .map(|_| p.run(&proxy.endpoint(), &["refresh", "--env", "dev", "--dry-run"]))
-        .min()
-        .expect("three runs");
+    let parallel =
+        (0..3).map(|_| p.run(&proxy.endpoint(), &["refresh", "--env", "dev", "--dry-run"])).min().expect("three runs");
     println!("BENCH refresh_api_calls_per_resource {:.2}", per_refresh as f64 / resources);
     println!("BENCH refresh_serial_s {:.2}", serial.as_secs_f64());
     println!("BENCH refresh_parallel_s {:.2}", parallel.as_secs_f64());

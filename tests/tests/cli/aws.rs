@@ -107,10 +107,15 @@ fn orphans_are_the_tagged_resources_state_does_not_know() {
     block(moto.sns("eu-west-1").create_topic().name("others").tags(other).send()).unwrap();
 
     let found = p.run(&["state", "orphans", "--env", "dev"]).code(2);
-    assert_eq!(found.stdout.trim(), format!("arn:aws:sns:eu-west-1:123456789012:aws-dev-t0  {urn}"), "{}", found.stderr);
+    assert_eq!(
+        found.stdout.trim(),
+        format!("arn:aws:sns:eu-west-1:123456789012:aws-dev-t0  {urn}"),
+        "{}",
+        found.stderr
+    );
     assert!(found.stderr.contains("1 resource(s) tagged for aws-dev"), "{}", found.stderr);
-    let json: Value = serde_json::from_str(&p.run(&["state", "orphans", "--env", "dev", "--json"]).code(2).stdout)
-        .expect("JSON");
+    let json: Value =
+        serde_json::from_str(&p.run(&["state", "orphans", "--env", "dev", "--json"]).code(2).stdout).expect("JSON");
     assert_eq!(json, serde_json::json!([{"id": "arn:aws:sns:eu-west-1:123456789012:aws-dev-t0", "urn": urn}]));
 
     // A region the state no longer uses is searched when named.
@@ -145,8 +150,11 @@ fn credentials_come_from_a_profile_with_credential_process() {
     .unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let config = p.path().join("aws-config");
-    std::fs::write(&config, format!("[profile deployer]\nregion = eu-west-1\ncredential_process = {}\n", script.display()))
-        .unwrap();
+    std::fs::write(
+        &config,
+        format!("[profile deployer]\nregion = eu-west-1\ncredential_process = {}\n", script.display()),
+    )
+    .unwrap();
     p.set_env("AWS_CONFIG_FILE", config.to_str().unwrap());
     p.set_env("AWS_PROFILE", "deployer");
     for k in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"] {

@@ -128,10 +128,12 @@ impl KeyPairArgs {
         }
         match key_material(&args.public_key) {
             Some((kind, body)) if KEY_TYPES.contains(&kind) && base64_decode(body).is_some_and(|b| !b.is_empty()) => {}
-            _ => return Err(format!(
+            _ => {
+                return Err(format!(
                 "{t}: `public_key` must be an OpenSSH public key line (`<type> <base64> [comment]`, type one of {})",
                 KEY_TYPES.join(", ")
-            )),
+            ))
+            }
         }
         validate_tags(t, &args.tags)?;
         Ok(args)

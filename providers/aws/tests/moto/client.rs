@@ -109,7 +109,8 @@ async fn throttled_and_failing_calls_are_retried_and_the_apply_succeeds_without_
 async fn throttling_past_the_attempt_limit_fails_clearly_and_a_rerun_converges_without_duplicates() {
     let moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();
-    let proxy = FaultyProxy::start_with(moto.port, Faults { faulty: 1_000, fault: Fault::Throttle, latency: Duration::ZERO });
+    let proxy =
+        FaultyProxy::start_with(moto.port, Faults { faulty: 1_000, fault: Fault::Throttle, latency: Duration::ZERO });
     let aws = through(&moto, &proxy, |c| c.max_attempts = 2);
     let failures = apply_through(&aws, dir.path(), &small_program()).await;
     assert_eq!(failures.len(), 3, "{failures:?}");
