@@ -1,6 +1,10 @@
 //! AWS providers for cairn: typed resources for stack programs, and the providers that manage
 //! them through the AWS SDK.
 //!
+//! - [`ec2`] networking: `aws:ec2:Vpc`, `aws:ec2:Subnet`, `aws:ec2:InternetGateway`,
+//!   `aws:ec2:RouteTable`, `aws:ec2:Route`, `aws:ec2:RouteTableAssociation`,
+//!   `aws:ec2:SecurityGroup`, `aws:ec2:SecurityGroupIngressRule`,
+//!   `aws:ec2:SecurityGroupEgressRule`, `aws:ec2:VpcEndpoint`
 //! - [`ecr`]: `aws:ecr:Repository`, `aws:ecr:ReplicationConfiguration`
 //! - [`sns`]: `aws:sns:Topic`, `aws:sns:Subscription`
 //! - [`logs`]: `aws:logs:LogGroup`, `aws:logs:MetricFilter`
@@ -36,6 +40,10 @@
 //! - CloudWatch Logs: moto implements neither `AssociateKmsKey` nor `DisassociateKmsKey`
 //!   (HTTP 500), does not validate retention periods, and `PutMetricFilter` appends a second
 //!   filter of the same name instead of replacing it.
+//! - EC2 networking: moto ignores `PrivateDnsEnabled` in `ModifyVpcEndpoint`, does not add or
+//!   remove a gateway endpoint's routes when its route tables change, and never answers
+//!   `DependencyViolation` to `DeleteSecurityGroup` (the bounded wait for dependencies is
+//!   tested on a VPC that still has a subnet).
 
 mod client;
 pub mod ec2;
@@ -59,6 +67,16 @@ pub fn add_to(registry: cairn::provider::Registry, aws: &Aws) -> cairn::provider
         .with(sns::SubscriptionProvider::new(aws))
         .with(logs::LogGroupProvider::new(aws))
         .with(logs::MetricFilterProvider::new(aws))
+        .with(ec2::VpcProvider::new(aws))
+        .with(ec2::SubnetProvider::new(aws))
+        .with(ec2::InternetGatewayProvider::new(aws))
+        .with(ec2::RouteTableProvider::new(aws))
+        .with(ec2::RouteProvider::new(aws))
+        .with(ec2::RouteTableAssociationProvider::new(aws))
+        .with(ec2::SecurityGroupProvider::new(aws))
+        .with(ec2::SecurityGroupRuleProvider::ingress(aws))
+        .with(ec2::SecurityGroupRuleProvider::egress(aws))
+        .with(ec2::VpcEndpointProvider::new(aws))
 }
 
 #[cfg(test)]
@@ -69,6 +87,16 @@ mod tests {
         assert_eq!(
             registry.types().collect::<Vec<_>>(),
             [
+                "aws:ec2:InternetGateway",
+                "aws:ec2:Route",
+                "aws:ec2:RouteTable",
+                "aws:ec2:RouteTableAssociation",
+                "aws:ec2:SecurityGroup",
+                "aws:ec2:SecurityGroupEgressRule",
+                "aws:ec2:SecurityGroupIngressRule",
+                "aws:ec2:Subnet",
+                "aws:ec2:Vpc",
+                "aws:ec2:VpcEndpoint",
                 "aws:ecr:ReplicationConfiguration",
                 "aws:ecr:Repository",
                 "aws:logs:LogGroup",

@@ -4,6 +4,7 @@
 mod common;
 
 mod client;
+mod ec2_network;
 mod ecr;
 mod engine;
 mod logs;
