@@ -105,16 +105,14 @@ where
 /// The SDK's retries of that call send the same token, so a request that reached AWS but
 /// whose answer was lost does not create a second resource.
 pub(crate) fn client_token(ctx: Context<'_>) -> String {
-    use std::hash::{BuildHasher, Hash, Hasher};
+    use std::hash::BuildHasher;
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     // `RandomState` is seeded randomly per process: two hashers give two random 64-bit halves.
     let half = |salt: u8| {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        (salt, ctx.urn.as_str(), nanos, n, std::process::id()).hash(&mut h);
-        h.finish()
+        std::collections::hash_map::RandomState::new().hash_one((salt, ctx.urn.as_str(), nanos, n, std::process::id()))
     };
     format!("cairn-{:016x}{:016x}", half(0), half(1))
 }
