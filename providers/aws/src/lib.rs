@@ -1,8 +1,12 @@
 //! AWS providers for cairn: typed resources for stack programs, and the providers that manage
 //! them through the AWS SDK.
 //!
+//! - [`ec2`] networking: `aws:ec2:Vpc`, `aws:ec2:Subnet`, `aws:ec2:InternetGateway`,
+//!   `aws:ec2:RouteTable`, `aws:ec2:Route`, `aws:ec2:RouteTableAssociation`,
+//!   `aws:ec2:SecurityGroup`, `aws:ec2:SecurityGroupIngressRule`,
+//!   `aws:ec2:SecurityGroupEgressRule`, `aws:ec2:VpcEndpoint`
 //! - [`ecr`]: `aws:ecr:Repository`, `aws:ecr:ReplicationConfiguration`
-//! - [`ec2`]: `aws:ec2:KeyPair`, `aws:ec2:LaunchTemplate`, `aws:ec2:AmiLookup`
+//! - [`ec2`] compute: `aws:ec2:KeyPair`, `aws:ec2:LaunchTemplate`, `aws:ec2:AmiLookup`
 //! - [`autoscaling`]: `aws:autoscaling:AutoScalingGroup`, `aws:autoscaling:LifecycleHook`,
 //!   `aws:autoscaling:ScalingPolicy`
 //! - [`sns`]: `aws:sns:Topic`, `aws:sns:Subscription`
@@ -59,6 +63,10 @@
 //! - Route 53: moto refuses a `CREATE` of an existing record set only when an identical
 //!   change was made before (AWS refuses any), and does not refuse a second
 //!   `CreateHostedZone` with the same `CallerReference`.
+//! - EC2 networking: moto ignores `PrivateDnsEnabled` in `ModifyVpcEndpoint`, does not add or
+//!   remove a gateway endpoint's routes when its route tables change, and never answers
+//!   `DependencyViolation` to `DeleteSecurityGroup` (the bounded wait for dependencies is
+//!   tested on a VPC that still has a subnet).
 
 pub mod autoscaling;
 mod client;
@@ -100,6 +108,16 @@ pub fn add_to(registry: cairn::provider::Registry, aws: &Aws) -> cairn::provider
         .with(route53::HealthCheckProvider::new(aws))
         .with(cloudwatch::MetricAlarmProvider::new(aws))
         .with(cloudwatch::DashboardProvider::new(aws))
+        .with(ec2::VpcProvider::new(aws))
+        .with(ec2::SubnetProvider::new(aws))
+        .with(ec2::InternetGatewayProvider::new(aws))
+        .with(ec2::RouteTableProvider::new(aws))
+        .with(ec2::RouteProvider::new(aws))
+        .with(ec2::RouteTableAssociationProvider::new(aws))
+        .with(ec2::SecurityGroupProvider::new(aws))
+        .with(ec2::SecurityGroupRuleProvider::ingress(aws))
+        .with(ec2::SecurityGroupRuleProvider::egress(aws))
+        .with(ec2::VpcEndpointProvider::new(aws))
 }
 
 #[cfg(test)]
@@ -116,8 +134,18 @@ mod tests {
                 "aws:cloudwatch:Dashboard",
                 "aws:cloudwatch:MetricAlarm",
                 "aws:ec2:AmiLookup",
+                "aws:ec2:InternetGateway",
                 "aws:ec2:KeyPair",
                 "aws:ec2:LaunchTemplate",
+                "aws:ec2:Route",
+                "aws:ec2:RouteTable",
+                "aws:ec2:RouteTableAssociation",
+                "aws:ec2:SecurityGroup",
+                "aws:ec2:SecurityGroupEgressRule",
+                "aws:ec2:SecurityGroupIngressRule",
+                "aws:ec2:Subnet",
+                "aws:ec2:Vpc",
+                "aws:ec2:VpcEndpoint",
                 "aws:ecr:ReplicationConfiguration",
                 "aws:ecr:Repository",
                 "aws:logs:LogGroup",

@@ -72,6 +72,56 @@ pub(crate) async fn sync_tags(
     Ok(())
 }
 
+/// How long `retry_while` waits for a group or VPC that was created a moment ago to become
+/// visible (EC2 is eventually consistent: a new id may answer `…NotFound` for a few seconds).
+pub(crate) const CONSISTENCY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Calls `call` until it succeeds or fails with an error whose code is not in `codes`,
+/// backing off from 200 ms (doubling, at most 5 s between calls) for at most `limit` in all;
+/// then returns the last answer, error or not. Never retries forever.
+pub(crate) async fn retry_while<T, F, Fut>(
+    codes: &[&str],
+    limit: std::time::Duration,
+    mut call: F,
+) -> Result<T, AwsError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, AwsError>>,
+{
+    let started = std::time::Instant::now();
+    let mut delay = std::time::Duration::from_millis(200);
+    loop {
+        match call().await {
+            Err(e) if e.is(codes) && started.elapsed() + delay <= limit => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(5));
+            }
+            answer => return answer,
+        }
+    }
+}
+
+/// A fresh client token for one create call (at most 64 ASCII characters, as EC2 requires).
+/// The SDK's retries of that call send the same token, so a request that reached AWS but
+/// whose answer was lost does not create a second resource.
+pub(crate) fn client_token(ctx: Context<'_>) -> String {
+    use std::hash::BuildHasher;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    // `RandomState` is seeded randomly per process: two hashers give two random 64-bit halves.
+    let half = |salt: u8| {
+        std::collections::hash_map::RandomState::new().hash_one((salt, ctx.urn.as_str(), nanos, n, std::process::id()))
+    };
+    format!("cairn-{:016x}{:016x}", half(0), half(1))
+}
+
+/// The user's tags plus cairn's, as a map (the target of [`sync_tags`]).
+pub(crate) fn all_tag_map(ctx: Context<'_>, user: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    all_tags(ctx, user).into_iter().collect()
+}
+
 /// Standard base64 (with padding), as EC2 wants user data.
 pub(crate) fn base64_encode(data: &[u8]) -> String {
     use base64::Engine as _;

@@ -7,6 +7,7 @@ mod autoscaling;
 mod client;
 mod cloudwatch;
 mod ec2_compute;
+mod ec2_network;
 mod ecr;
 mod engine;
 mod import;
