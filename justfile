@@ -28,12 +28,13 @@ destroy *args:
 cairn command *args:
     @scripts/cairn {{command}} {{args}}
 
-# Install the tools the recipes and tests need (just, cargo-insta, Consul, moto, the runner's test image).
+# Install the tools the recipes and tests need (just, cargo-insta, Consul, moto, the runner's test image, a registry).
 tools:
     scripts/install-tools.sh
     scripts/install-consul.sh >/dev/null
     scripts/install-moto.sh >/dev/null
     scripts/runner-test-image.sh >/dev/null
+    scripts/runner-registry.sh install
 
 # Format and lint checks, as CI runs them.
 lint:

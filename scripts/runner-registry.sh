@@ -16,6 +16,13 @@ install() {
     if command -v docker-registry >/dev/null && command -v htpasswd >/dev/null; then
         return 0
     fi
+    # Tests start registries concurrently: one install at a time (apt holds dpkg's lock, and a
+    # second apt-get would fail on it rather than wait).
+    exec 9>"${TMPDIR:-/tmp}/cairn-runner-registry-install.lock"
+    flock 9
+    if command -v docker-registry >/dev/null && command -v htpasswd >/dev/null; then
+        return 0
+    fi
     export DEBIAN_FRONTEND=noninteractive
     local sudo=""
     [[ "$(id -u)" -ne 0 ]] && sudo="sudo"
