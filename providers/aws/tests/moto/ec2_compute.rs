@@ -144,7 +144,7 @@ async fn key_pair_import_drift_and_errors() {
     // A private key is refused before any call.
     let mut private = desired.clone();
     // A private key's armour (not a key), built here so that no key-shaped text sits in the repository.
-    private.public_key = format!("-----BEGIN OPENSSH {} KEY-----\nAAAA\n", "PRIVATE");
+    private.public_key = format!("-----BEGIN OPENSSH {} KEY-----\nAAAA\n", "PRIVATE").into();
     let e = p.create(ctx(&u), &inputs(&private)).await.unwrap_err().message;
     assert!(e.contains("`public_key` holds a private key"), "{e}");
 
