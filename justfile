@@ -45,7 +45,7 @@ lint:
 test: tools
     cargo build --workspace --all-targets --locked
     cargo test --workspace --locked
-    cargo insta test -p cairn-tests --test snapshots --check
+    cargo insta test --workspace --test snapshots --check
 
 # Review changed snapshots, one by one.
 review: tools
@@ -56,7 +56,7 @@ bench area: tools
     #!/usr/bin/env bash
     set -euo pipefail
     if [[ "{{area}}" == runner ]]; then exec scripts/runner-bench.sh; fi
-    cargo build --release --locked -p cairn-tests --bins
+    cargo build --release --locked --workspace --bins
     exec "${CARGO_TARGET_DIR:-target}/release/bench-{{area}}"
 
 # Fuzz the runner's API with schemathesis against its OpenAPI document.

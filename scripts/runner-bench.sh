@@ -10,5 +10,5 @@ set -euo pipefail
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(dirname "$script_dir")"
 target="${CARGO_TARGET_DIR:-$repo/target}"
-(cd "$repo" && cargo build --release -p cairn-runner --bins) >&2
+(cd "$repo" && cargo build --release --locked --workspace --bins) >&2
 exec "$target/release/bench-runner" "$@"

@@ -25,7 +25,7 @@ if [[ "$(installed)" != "$SCHEMATHESIS_VERSION" ]]; then
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" >&2
 fi
 
-(cd "$repo" && cargo build -p cairn-runner --bin runner) >&2
+(cd "$repo" && cargo build --locked --workspace --bin runner) >&2
 bash "$repo/scripts/runner-test-image.sh"
 
 work="$(mktemp -d)"

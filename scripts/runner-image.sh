@@ -18,7 +18,7 @@ target="${CARGO_TARGET_DIR:-$repo/target}"
 bin="$target/release/runner"
 
 if [[ "${RUNNER_IMAGE_SKIP_BUILD:-0}" != "1" ]]; then
-    (cd "$repo" && cargo build --release -p cairn-runner --bin runner) >&2
+    (cd "$repo" && cargo build --release --locked --workspace --bin runner) >&2
 fi
 [[ -x "$bin" ]] || { echo "runner-image.sh: no binary at $bin" >&2; exit 1; }
 

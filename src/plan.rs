@@ -293,30 +293,43 @@ fn leaf(path: String, old: Option<&Value>, new: &Value) -> PropertyDiff {
 /// Plans `desired` against `prior`.
 pub fn plan(desired: &Desired, prior: &StackState) -> Result<Plan, PlanError> {
     let resources: Vec<&DesiredResource> = desired.resources.values().collect();
+    // One pass over the program's resources indexes them by URN and pairs each with its own
+    // state record: both sides are ordered by URN, so a merge join does it, and each URN is
+    // read once (on a large stack, that read is a cache miss).
     let mut index: FastMap<&str, usize> = FastMap::default();
     index.reserve(resources.len());
-    index.extend(resources.iter().enumerate().map(|(i, r)| (r.urn.as_str(), i)));
+    let mut direct_claims = 0;
+    let mut prior_of: Vec<Option<&ResourceState>> = vec![None; resources.len()];
+    let mut prior_iter = prior.resources.values().peekable();
+    // Resources without a record of their own that may take one over through an alias.
+    let mut unclaimed_with_aliases = Vec::new();
+    for (i, r) in resources.iter().enumerate() {
+        index.insert(r.urn.as_str(), i);
+        while let Some(p) = prior_iter.peek() {
+            match p.urn.cmp(&r.urn) {
+                std::cmp::Ordering::Less => {
+                    prior_iter.next();
+                }
+                std::cmp::Ordering::Equal => {
+                    prior_of[i] = prior_iter.next();
+                    direct_claims += 1;
+                    break;
+                }
+                std::cmp::Ordering::Greater => break,
+            }
+        }
+        if prior_of[i].is_none() && !r.aliases.is_empty() {
+            unclaimed_with_aliases.push(i);
+        }
+    }
     let deps = dependency_edges(&resources, &index);
     let order = topological_order(&resources, &deps)?;
 
     // Which state record each desired resource takes over (its own, or an alias's).
     // Records claimed through an alias: prior urn -> desired urn.
     let mut alias_claims: FastMap<&Urn, &Urn> = FastMap::default();
-    let mut direct_claims = 0;
-    let mut prior_of: Vec<Option<&ResourceState>> = vec![None; resources.len()];
-    // Both sides are ordered by URN: pair them in one pass.
-    let mut prior_iter = prior.resources.values().peekable();
-    for (i, r) in resources.iter().enumerate() {
-        while prior_iter.next_if(|p| p.urn < r.urn).is_some() {}
-        if let Some(p) = prior_iter.next_if(|p| p.urn == r.urn) {
-            prior_of[i] = Some(p);
-            direct_claims += 1;
-        }
-    }
-    for (i, r) in resources.iter().enumerate() {
-        if prior_of[i].is_some() {
-            continue;
-        }
+    for i in unclaimed_with_aliases {
+        let r = resources[i];
         for alias in &r.aliases {
             if index.contains_key(alias.as_str()) {
                 continue; // still declared under that name: not a rename

@@ -200,7 +200,7 @@ async fn lock_pid(agent: &Agent, stack: &str) -> Option<u64> {
 
 async fn crash_takeover_s(agent: &Agent, other_host: bool) -> f64 {
     let bin = std::env::current_exe().expect("exe").with_file_name("test-stack");
-    assert!(bin.is_file(), "{} is missing: build with `cargo build --release -p cairn-tests --bins`", bin.display());
+    assert!(bin.is_file(), "{} is missing: build with `cargo build --release --workspace --bins`", bin.display());
     let dir = tempfile::tempdir().expect("dir");
     std::fs::create_dir_all(dir.path().join("config")).expect("config");
     std::fs::write(dir.path().join("config/dev.toml"), "count = 40\nvalue = \"v\"\n").expect("config");
