@@ -328,6 +328,8 @@ pub fn plan(desired: &Desired, prior: &StackState) -> Result<Plan, PlanError> {
     // Which state record each desired resource takes over (its own, or an alias's).
     // Records claimed through an alias: prior urn -> desired urn.
     let mut alias_claims: FastMap<&Urn, &Urn> = FastMap::default();
+    // Claimed through an alias (a rename); the merge join's claims are not renames.
+    let mut renamed = vec![false; resources.len()];
     for i in unclaimed_with_aliases {
         let r = resources[i];
         for alias in &r.aliases {
@@ -345,6 +347,7 @@ pub fn plan(desired: &Desired, prior: &StackState) -> Result<Plan, PlanError> {
                     }
                 }
                 prior_of[i] = Some(p);
+                renamed[i] = true;
                 alias_claims.insert(&p.urn, &r.urn);
                 break;
             }
@@ -409,7 +412,7 @@ pub fn plan(desired: &Desired, prior: &StackState) -> Result<Plan, PlanError> {
             protected.push((r.urn.clone(), op));
         }
         ops[i] = op;
-        let renamed_from = p.filter(|p| p.urn != r.urn).map(|p| p.urn.clone());
+        let renamed_from = p.filter(|_| renamed[i]).map(|p| p.urn.clone());
         let state_only = op == Op::Same
             && p.is_some_and(|p| {
                 renamed_from.is_some()
