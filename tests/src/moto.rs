@@ -351,9 +351,9 @@ fn error_answer(request: &[u8], status: u16, code: &str) -> String {
     )
 }
 
-/// One HTTP/1.1 request (head and `Content-Length` body), with `Connection: close` added so
-/// the upstream closes after answering.
-async fn read_request(conn: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+/// One HTTP/1.1 message read from `conn`: its head (without the blank line) and its
+/// `Content-Length` body. `None` when the connection closes first.
+pub async fn read_message(conn: &mut tokio::net::TcpStream) -> Option<(String, Vec<u8>)> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     let head_end = loop {
@@ -366,14 +366,8 @@ async fn read_request(conn: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
             break i + 4;
         }
     };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case("content-length").then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or(0);
+    let head = String::from_utf8_lossy(&buf[..head_end]).trim_end().to_string();
+    let length: usize = header(&head, "content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
     while buf.len() < head_end + length {
         let n = conn.read(&mut chunk).await.ok()?;
         if n == 0 {
@@ -381,9 +375,23 @@ async fn read_request(conn: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
         }
         buf.extend_from_slice(&chunk[..n]);
     }
-    let kept: Vec<&str> =
-        head.trim_end().lines().filter(|l| !l.to_ascii_lowercase().starts_with("connection:")).collect();
+    Some((head, buf[head_end..head_end + length].to_vec()))
+}
+
+/// A header's value in a message head (the first line, the request or status line, skipped).
+pub fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
+    head.lines().skip(1).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// One HTTP/1.1 request (head and `Content-Length` body), with `Connection: close` added so
+/// the upstream closes after answering.
+async fn read_request(conn: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+    let (head, body) = read_message(conn).await?;
+    let kept: Vec<&str> = head.lines().filter(|l| !l.to_ascii_lowercase().starts_with("connection:")).collect();
     let mut out = format!("{}\r\nConnection: close\r\n\r\n", kept.join("\r\n")).into_bytes();
-    out.extend_from_slice(&buf[head_end..head_end + length]);
+    out.extend_from_slice(&body);
     Some(out)
 }

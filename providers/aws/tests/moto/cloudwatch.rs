@@ -16,6 +16,8 @@ use serde_json::{json, Map, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use cairn_tests::moto::{header, read_message};
+
 use crate::common::{ctx, urn, Moto};
 
 /// A proxy in front of moto that turns CloudWatch's RPC v2 CBOR calls into JSON-protocol
@@ -69,39 +71,6 @@ impl Drop for CborProxy {
     fn drop(&mut self) {
         self.task.abort();
     }
-}
-
-/// An HTTP/1.1 message: its head (without the blank line) and its `Content-Length` body.
-async fn read_message(conn: &mut TcpStream) -> Option<(String, Vec<u8>)> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        let n = conn.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).trim_end().to_string();
-    let length: usize = header(&head, "content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
-    while buf.len() < head_end + length {
-        let n = conn.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    Some((head, buf[head_end..head_end + length].to_vec()))
-}
-
-fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
-    head.lines().skip(1).find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-    })
 }
 
 /// The operation of an RPC v2 CBOR request: `POST /service/<Service>/operation/<Operation>`.
