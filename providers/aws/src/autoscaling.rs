@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::client::{
-    all_tags, invalid, parse_arn, parse_inputs, validate_tags, AtUrn, Aws, AwsError, SdkResultExt, TAG_URN,
+    all_tags, invalid, parse_arn, parse_inputs, tagged_for, validate_tags, AtUrn, Aws, AwsError, SdkResultExt, TAG_URN,
 };
 
 const AUTOSCALING: &str = "AutoScaling";
@@ -682,7 +682,7 @@ impl Provider for AutoScalingGroupProvider {
             return Ok(None);
         };
         let (seen, urn) = Self::observed(&region, &g, identity);
-        Ok((urn.as_deref() == Some(ctx.urn.as_str())).then_some(seen))
+        Ok(tagged_for(ctx, urn.as_deref()).then_some(seen))
     }
 }
 

@@ -359,6 +359,19 @@ pub(crate) fn gone_ok<T>(r: Result<T, AwsError>, not_found: &[&str]) -> Result<(
     found(r, not_found).map(|_| ())
 }
 
+/// Whether a resource read back with this `cairn:urn` tag value was made for the resource
+/// `ctx` names. `find` adopts only such a resource: another of the same name or shape is not
+/// ours to take over.
+pub(crate) fn tagged_for(ctx: Context<'_>, urn_tag: Option<&str>) -> bool {
+    urn_tag == Some(ctx.urn.as_str())
+}
+
+/// What `observe` read back (the resource and its `cairn:urn` tag), if it was made for the
+/// resource `ctx` names (see [`tagged_for`]).
+pub(crate) fn if_tagged_for<T>(ctx: Context<'_>, observed: Option<(T, Option<String>)>) -> Option<T> {
+    observed.filter(|(_, urn)| tagged_for(ctx, urn.as_deref())).map(|(seen, _)| seen)
+}
+
 /// A provider error about the resource's inputs or id, naming the resource.
 pub(crate) fn invalid(ctx: Context<'_>, message: impl fmt::Display) -> ProviderError {
     ProviderError::new(format!("`{}`: {message}", ctx.urn))

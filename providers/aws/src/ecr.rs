@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::client::{
-    all_tags, build_error, found, gone_ok, invalid, parse_arn, parse_inputs, same_json_or, user_tags, validate_json,
-    validate_tags, AtUrn, Aws, AwsError, SdkResultExt, TAG_URN,
+    all_tags, build_error, found, gone_ok, if_tagged_for, invalid, parse_arn, parse_inputs, same_json_or, user_tags,
+    validate_json, validate_tags, AtUrn, Aws, AwsError, SdkResultExt, TAG_URN,
 };
 
 const ECR: &str = "ECR";
@@ -543,11 +543,7 @@ impl Provider for RepositoryProvider {
         };
         let r = locate(&self.aws, ctx, name, identity).await?;
         // Only a repository created for this resource: another one of the same name is not ours.
-        Ok(self
-            .observe(ctx, &r, &Value::Null)
-            .await?
-            .filter(|(_, urn)| urn.as_deref() == Some(ctx.urn.as_str()))
-            .map(|(seen, _)| seen))
+        Ok(if_tagged_for(ctx, self.observe(ctx, &r, &Value::Null).await?))
     }
 }
 

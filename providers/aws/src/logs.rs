@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::client::{
-    all_tags, build_error, found, gone_ok, invalid, parse_arn, parse_inputs, user_tags, validate_tags, AtUrn, Aws,
-    SdkResultExt, TAG_URN,
+    all_tags, build_error, found, gone_ok, if_tagged_for, invalid, parse_arn, parse_inputs, user_tags, validate_tags,
+    AtUrn, Aws, SdkResultExt, TAG_URN,
 };
 
 const LOGS: &str = "CloudWatchLogs";
@@ -343,11 +343,7 @@ impl Provider for LogGroupProvider {
             return Ok(None);
         };
         let (region, name) = locate_group(&self.aws, ctx, name, identity).await?;
-        Ok(self
-            .observe(ctx, &region, &name)
-            .await?
-            .filter(|(_, urn)| urn.as_deref() == Some(ctx.urn.as_str()))
-            .map(|(seen, _)| seen))
+        Ok(if_tagged_for(ctx, self.observe(ctx, &region, &name).await?))
     }
 }
 

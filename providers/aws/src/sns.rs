@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::client::{
-    all_tags, build_error, found, gone_ok, invalid, parse_arn, parse_inputs, user_tags, validate_tags, AtUrn, Aws,
-    AwsError, SdkResultExt, TAG_URN,
+    all_tags, build_error, found, gone_ok, if_tagged_for, invalid, parse_arn, parse_inputs, user_tags, validate_tags,
+    AtUrn, Aws, AwsError, SdkResultExt, TAG_URN,
 };
 
 const SNS: &str = "SNS";
@@ -313,7 +313,7 @@ impl Provider for TopicProvider {
         let Some(arn) = self.resolve(ctx, name, identity).await? else {
             return Ok(None);
         };
-        Ok(self.observe(ctx, &arn).await?.filter(|(_, urn)| urn.as_deref() == Some(ctx.urn.as_str())).map(|(s, _)| s))
+        Ok(if_tagged_for(ctx, self.observe(ctx, &arn).await?))
     }
 }
 

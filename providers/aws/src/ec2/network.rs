@@ -36,7 +36,8 @@ use super::{
     all_tag_map, client_token, filter, retry_while, sync_tags, tag_map, tag_spec, urn_filter, CONSISTENCY_WAIT, EC2,
 };
 use crate::client::{
-    found, gone_ok, invalid, parse_inputs, user_tags, validate_tags, AtUrn, Aws, AwsError, SdkResultExt, TAG_URN,
+    found, gone_ok, if_tagged_for, invalid, parse_inputs, user_tags, validate_tags, AtUrn, Aws, AwsError, SdkResultExt,
+    TAG_URN,
 };
 
 /// How long deletes wait for dependencies to go away, and VPC endpoints for their state,
@@ -154,6 +155,32 @@ fn still_in_use(ctx: Context<'_>, id: &str, wait: Duration, e: AwsError) -> Prov
     } else {
         e.at(ctx)
     }
+}
+
+/// The first of `ids` (candidates found by their `cairn:urn` tag) that `observe` reads back as
+/// made for the resource `ctx` names; `observe` gives the resource and its `cairn:urn` tag, or
+/// `None` when it is gone or not what `find` looks for.
+async fn first_tagged_for<'i, F, Fut>(
+    ctx: Context<'_>,
+    ids: impl IntoIterator<Item = &'i str>,
+    mut observe: F,
+) -> Result<Option<Observed>, ProviderError>
+where
+    F: FnMut(&'i str) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<(Observed, Option<String>)>, ProviderError>>,
+{
+    for id in ids {
+        if let Some(seen) = if_tagged_for(ctx, observe(id).await?) {
+            return Ok(Some(seen));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether `inputs` read back agree with `identity` on `keys`; a key `identity` leaves out (or
+/// null) matches anything.
+fn same_identity(identity: &Value, inputs: &Value, keys: &[&str]) -> bool {
+    keys.iter().all(|k| identity.get(k).is_none_or(Value::is_null) || identity.get(k) == inputs.get(k))
 }
 
 /// The `cairn:urn` tag among EC2 tags.
@@ -469,18 +496,9 @@ impl Provider for VpcProvider {
         let ec2 = self.aws.ec2(&region).await;
         let got = ec2.describe_vpcs().filters(urn_filter(ctx)).send().await.op(EC2, "DescribeVpcs").at(ctx)?;
         let cidr = identity.get("cidr_block").and_then(Value::as_str);
-        for vpc in got.vpcs() {
-            let Some(id) = vpc.vpc_id() else { continue };
-            if cidr.is_some() && vpc.cidr_block() != cidr {
-                continue;
-            }
-            if let Some((seen, urn)) = self.observe(ctx, &region, id).await? {
-                if urn.as_deref() == Some(ctx.urn.as_str()) {
-                    return Ok(Some(seen));
-                }
-            }
-        }
-        Ok(None)
+        let ids: Vec<&str> =
+            got.vpcs().iter().filter(|v| cidr.is_none() || v.cidr_block() == cidr).filter_map(|v| v.vpc_id()).collect();
+        first_tagged_for(ctx, ids, |id| self.observe(ctx, &region, id)).await
     }
 }
 
@@ -691,18 +709,12 @@ impl Provider for SubnetProvider {
         let region = region_of(&self.aws, ctx, identity).await?;
         let ec2 = self.aws.ec2(&region).await;
         let got = ec2.describe_subnets().filters(urn_filter(ctx)).send().await.op(EC2, "DescribeSubnets").at(ctx)?;
-        for s in got.subnets() {
-            let Some(id) = s.subnet_id() else { continue };
-            if let Some((seen, urn)) = self.observe(ctx, &region, id).await? {
-                let same = ["vpc_id", "cidr_block", "availability_zone"]
-                    .iter()
-                    .all(|k| identity.get(k).is_none_or(Value::is_null) || identity.get(k) == seen.inputs.get(k));
-                if same && urn.as_deref() == Some(ctx.urn.as_str()) {
-                    return Ok(Some(seen));
-                }
-            }
-        }
-        Ok(None)
+        let ids: Vec<&str> = got.subnets().iter().filter_map(|s| s.subnet_id()).collect();
+        first_tagged_for(ctx, ids, |id| async {
+            let seen = self.observe(ctx, &region, id).await?;
+            Ok(seen.filter(|(s, _)| same_identity(identity, &s.inputs, &["vpc_id", "cidr_block", "availability_zone"])))
+        })
+        .await
     }
 }
 
@@ -914,15 +926,11 @@ impl Provider for InternetGatewayProvider {
             .await
             .op(EC2, "DescribeInternetGateways")
             .at(ctx)?;
-        for g in got.internet_gateways() {
-            let Some(id) = g.internet_gateway_id() else { continue };
-            if let Some((seen, _, urn)) = self.observe(ctx, &region, id).await? {
-                if urn.as_deref() == Some(ctx.urn.as_str()) {
-                    return Ok(Some(seen));
-                }
-            }
-        }
-        Ok(None)
+        let ids: Vec<&str> = got.internet_gateways().iter().filter_map(|g| g.internet_gateway_id()).collect();
+        first_tagged_for(ctx, ids, |id| async {
+            Ok(self.observe(ctx, &region, id).await?.map(|(seen, _, urn)| (seen, urn)))
+        })
+        .await
     }
 }
 
@@ -1074,18 +1082,13 @@ impl Provider for RouteTableProvider {
         let got =
             ec2.describe_route_tables().filters(urn_filter(ctx)).send().await.op(EC2, "DescribeRouteTables").at(ctx)?;
         let vpc = identity.get("vpc_id").and_then(Value::as_str);
-        for t in got.route_tables() {
-            let Some(id) = t.route_table_id() else { continue };
-            if vpc.is_some() && t.vpc_id() != vpc {
-                continue;
-            }
-            if let Some((seen, urn)) = self.observe(ctx, &region, id).await? {
-                if urn.as_deref() == Some(ctx.urn.as_str()) {
-                    return Ok(Some(seen));
-                }
-            }
-        }
-        Ok(None)
+        let ids: Vec<&str> = got
+            .route_tables()
+            .iter()
+            .filter(|t| vpc.is_none() || t.vpc_id() == vpc)
+            .filter_map(|t| t.route_table_id())
+            .collect();
+        first_tagged_for(ctx, ids, |id| self.observe(ctx, &region, id)).await
     }
 }
 
@@ -1789,21 +1792,19 @@ impl Provider for SecurityGroupProvider {
             .await
             .op(EC2, "DescribeSecurityGroups")
             .at(ctx)?;
-        for g in got.security_groups() {
-            let Some(id) = g.group_id() else { continue };
-            let name = identity.get("name").and_then(Value::as_str);
-            let vpc = identity.get("vpc_id").and_then(Value::as_str);
-            if (name.is_some() && g.group_name() != name) || (vpc.is_some() && g.vpc_id() != vpc) {
-                continue;
-            }
-            if let Some((seen, urn)) = self.observe(ctx, &region, id).await? {
-                if urn.as_deref() == Some(ctx.urn.as_str()) {
-                    self.revoke_default_egress(ctx, &region, id).await?;
-                    return Ok(Some(seen));
-                }
-            }
+        let name = identity.get("name").and_then(Value::as_str);
+        let vpc = identity.get("vpc_id").and_then(Value::as_str);
+        let ids: Vec<&str> = got
+            .security_groups()
+            .iter()
+            .filter(|g| (name.is_none() || g.group_name() == name) && (vpc.is_none() || g.vpc_id() == vpc))
+            .filter_map(|g| g.group_id())
+            .collect();
+        let found = first_tagged_for(ctx, ids, |id| self.observe(ctx, &region, id)).await?;
+        if let Some(seen) = &found {
+            self.revoke_default_egress(ctx, &region, &seen.id).await?;
         }
-        Ok(None)
+        Ok(found)
     }
 }
 
@@ -2608,18 +2609,17 @@ impl Provider for VpcEndpointProvider {
             .await
             .op(EC2, "DescribeVpcEndpoints")
             .at(ctx)?;
-        for e in got.vpc_endpoints() {
-            let Some(id) = e.vpc_endpoint_id() else { continue };
-            if let Some((seen, state, urn)) = self.observe(ctx, &region, id, &Value::Null).await? {
-                let same = ["vpc_id", "service_name", "vpc_endpoint_type"]
-                    .iter()
-                    .all(|k| identity.get(k).is_none_or(Value::is_null) || identity.get(k) == seen.inputs.get(k));
-                if same && state != "deleting" && urn.as_deref() == Some(ctx.urn.as_str()) {
-                    return Ok(Some(seen));
-                }
-            }
-        }
-        Ok(None)
+        let ids: Vec<&str> = got.vpc_endpoints().iter().filter_map(|e| e.vpc_endpoint_id()).collect();
+        first_tagged_for(ctx, ids, |id| async {
+            let seen = self.observe(ctx, &region, id, &Value::Null).await?;
+            Ok(seen
+                .filter(|(s, state, _)| {
+                    state != "deleting"
+                        && same_identity(identity, &s.inputs, &["vpc_id", "service_name", "vpc_endpoint_type"])
+                })
+                .map(|(s, _, urn)| (s, urn)))
+        })
+        .await
     }
 }
 
