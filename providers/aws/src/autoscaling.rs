@@ -553,7 +553,7 @@ impl Provider for AutoScalingGroupProvider {
         // carries this resource's URN), bringing it to these inputs.
         if let Some(g) = self.group(&region, &args.name).await.at(ctx)? {
             let (seen, urn) = Self::observed(&region, &g, inputs);
-            if urn.as_deref() != Some(ctx.urn.as_str()) {
+            if !tagged_for(ctx, urn.as_deref()) {
                 return Err(invalid(
                     ctx,
                     format!(

@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::client::{
-    all_tags, found, gone_ok, invalid, parse_arn, parse_inputs, same_json_or, user_tags, validate_json, validate_tags,
-    AtUrn, Aws, AwsError, SdkResultExt, TAG_URN,
+    all_tags, found, gone_ok, invalid, parse_arn, parse_inputs, same_json_or, tagged_for, user_tags, validate_json,
+    validate_tags, AtUrn, Aws, AwsError, SdkResultExt, TAG_URN,
 };
 
 const CLOUDWATCH: &str = "CloudWatch";
@@ -442,7 +442,7 @@ impl Provider for MetricAlarmProvider {
         let existing = self.observe(ctx, &region, &args.name, inputs).await?;
         if let Some((seen, tags)) = &existing {
             let urn = tags.get(TAG_URN);
-            if urn.map(String::as_str) != Some(ctx.urn.as_str()) {
+            if !tagged_for(ctx, urn.map(String::as_str)) {
                 return Err(invalid(
                     ctx,
                     format!(
@@ -508,7 +508,7 @@ impl Provider for MetricAlarmProvider {
         Ok(self
             .observe(ctx, &region, &name, &Value::Null)
             .await?
-            .filter(|(_, tags)| tags.get(TAG_URN).map(String::as_str) == Some(ctx.urn.as_str()))
+            .filter(|(_, tags)| tagged_for(ctx, tags.get(TAG_URN).map(String::as_str)))
             .map(|(seen, _)| seen))
     }
 }

@@ -40,8 +40,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::client::{
-    all_tags, build_error, found, gone_ok, invalid, parse_inputs, user_tags, validate_tags, AtUrn, Aws, AwsError,
-    SdkResultExt, TAG_URN,
+    all_tags, build_error, found, gone_ok, invalid, parse_inputs, tagged_for, user_tags, validate_tags, AtUrn, Aws,
+    AwsError, SdkResultExt, TAG_URN,
 };
 use crate::cloudwatch::same_set_or;
 
@@ -614,7 +614,7 @@ impl Provider for HostedZoneProvider {
                 }
             }
             let ours = match seen.tags.get(TAG_URN) {
-                Some(urn) => urn == ctx.urn.as_str(),
+                Some(urn) => tagged_for(ctx, Some(urn)),
                 None => seen.caller_reference.starts_with(&prefix),
             };
             if ours {

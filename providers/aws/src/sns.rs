@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::client::{
-    all_tags, build_error, found, gone_ok, if_tagged_for, invalid, parse_arn, parse_inputs, user_tags, validate_tags,
-    AtUrn, Aws, AwsError, SdkResultExt, TAG_URN,
+    all_tags, build_error, found, gone_ok, if_tagged_for, invalid, parse_arn, parse_inputs, tagged_for, user_tags,
+    validate_tags, AtUrn, Aws, AwsError, SdkResultExt, TAG_URN,
 };
 
 const SNS: &str = "SNS";
@@ -246,7 +246,7 @@ impl Provider for TopicProvider {
         if let Some(arn) = self.arn_of(&region, &args.name).await.at(ctx)? {
             // CreateTopic would silently return this topic: take it over only if it is ours.
             let (seen, urn) = self.observe(ctx, &arn).await?.ok_or_else(|| invalid(ctx, format!("{arn} vanished")))?;
-            if urn.as_deref() != Some(ctx.urn.as_str()) {
+            if !tagged_for(ctx, urn.as_deref()) {
                 return Err(invalid(
                     ctx,
                     format!(

@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 
 use super::{base64_decode, base64_encode, filter, sync_tags, tag_map, tag_spec, urn_filter, EC2};
 use crate::client::{
-    found, gone_ok, invalid, parse_inputs, user_tags, validate_tags, AtUrn, Aws, SdkResultExt, TAG_URN,
+    found, gone_ok, invalid, parse_inputs, tagged_for, user_tags, validate_tags, AtUrn, Aws, SdkResultExt, TAG_URN,
 };
 
 /// The region of a resource: its `region` input, or the configured default (imports).
@@ -210,7 +210,7 @@ impl Provider for KeyPairProvider {
         // carries this resource's URN and the same key); anything else is an error.
         if let Some(k) = self.describe(ctx, &region, Some(&args.name), None).await?.first() {
             let (seen, urn) = Self::observed(&region, k, inputs);
-            if urn.as_deref() != Some(ctx.urn.as_str()) || seen.inputs["public_key"] != json!(args.public_key) {
+            if !tagged_for(ctx, urn.as_deref()) || seen.inputs["public_key"] != json!(args.public_key) {
                 return Err(invalid(
                     ctx,
                     format!(
@@ -709,7 +709,7 @@ impl Provider for LaunchTemplateProvider {
         // A create retried after a crash finds its template by name and takes it over (if it
         // carries this resource's URN), bringing it to these inputs.
         if let Some((seen, urn)) = self.observe(ctx, &region, None, Some(&args.name), inputs).await? {
-            if urn.as_deref() != Some(ctx.urn.as_str()) {
+            if !tagged_for(ctx, urn.as_deref()) {
                 return Err(invalid(
                     ctx,
                     format!(

@@ -36,8 +36,8 @@ use super::{
     all_tag_map, client_token, filter, retry_while, sync_tags, tag_map, tag_spec, urn_filter, CONSISTENCY_WAIT, EC2,
 };
 use crate::client::{
-    found, gone_ok, if_tagged_for, invalid, parse_inputs, user_tags, validate_tags, AtUrn, Aws, AwsError, SdkResultExt,
-    TAG_URN,
+    found, gone_ok, if_tagged_for, invalid, parse_inputs, tagged_for, user_tags, validate_tags, AtUrn, Aws, AwsError,
+    SdkResultExt, TAG_URN,
 };
 
 /// How long deletes wait for dependencies to go away, and VPC endpoints for their state,
@@ -2222,7 +2222,7 @@ impl Provider for SecurityGroupRuleProvider {
         for r in got.security_group_rules() {
             let Some(id) = r.security_group_rule_id() else { continue };
             if r.is_egress() != Some(self.egress)
-                || tag_map(r.tags()).get(TAG_URN).map(String::as_str) != Some(ctx.urn.as_str())
+                || !tagged_for(ctx, tag_map(r.tags()).get(TAG_URN).map(String::as_str))
             {
                 continue;
             }
