@@ -617,10 +617,11 @@ fn replace_op(r: &DesiredResource) -> Op {
     }
 }
 
+/// The Fx hash's multiplier.
 const FX_K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
 
-/// The Fx hash (rustc's, with a folded multiply to finish): much faster than SipHash on URNs, which come from the program,
-/// not from an adversary.
+/// The Fx hash (rustc's, finished with a folded multiply): much faster than SipHash on URNs,
+/// which come from the program, not from an adversary.
 #[derive(Default, Clone, Copy)]
 pub(crate) struct FxHasher(u64);
 
