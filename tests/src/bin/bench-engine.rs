@@ -99,17 +99,16 @@ fn plan_once((desired, state): &(Desired, StackState)) -> f64 {
 /// The fastest plan of 10,000 and of 100,000 resources. The two sizes take turns, so that a
 /// noisy stretch of a shared machine (which slows the memory-bound large plan most) hits both
 /// alike instead of skewing their ratio.
-fn plan_ms(runs: usize) -> (f64, f64) {
-    let (small, large) = (graph(10_000), graph(100_000));
+fn plan_ms(small: &(Desired, StackState), large: &(Desired, StackState), runs: usize) -> (f64, f64) {
     // One warm-up run each.
-    plan_once(&small);
-    plan_once(&large);
+    plan_once(small);
+    plan_once(large);
     let (mut t_small, mut t_large) = (Vec::new(), Vec::new());
     for _ in 0..runs {
         for _ in 0..3 {
-            t_small.push(plan_once(&small));
+            t_small.push(plan_once(small));
         }
-        t_large.push(plan_once(&large));
+        t_large.push(plan_once(large));
     }
     (fastest(t_small), fastest(t_large))
 }
@@ -118,8 +117,7 @@ fn plan_ms(runs: usize) -> (f64, f64) {
 /// data in the CPU caches (a 1 GiB buffer is written first). Shown beside the figures: it
 /// separates how the plan scales from how much of a 10,000-resource stack this machine's
 /// caches hold.
-fn plan_ms_cold(runs: usize) -> (f64, f64) {
-    let (small, large) = (graph(10_000), graph(100_000));
+fn plan_ms_cold(small: &(Desired, StackState), large: &(Desired, StackState), runs: usize) -> (f64, f64) {
     let mut sweep = vec![0u8; 1 << 30];
     let mut cold = |g: &(Desired, StackState)| {
         for byte in sweep.iter_mut().step_by(64) {
@@ -130,8 +128,8 @@ fn plan_ms_cold(runs: usize) -> (f64, f64) {
     };
     let (mut t_small, mut t_large) = (Vec::new(), Vec::new());
     for _ in 0..runs {
-        t_small.push(cold(&small));
-        t_large.push(cold(&large));
+        t_small.push(cold(small));
+        t_large.push(cold(large));
     }
     (fastest(t_small), fastest(t_large))
 }
@@ -205,10 +203,12 @@ fn main() {
 }
 
 fn bench_plan() {
-    let (t10k, t100k) = plan_ms(15);
+    let (small, large) = (graph(10_000), graph(100_000));
+    let (t10k, t100k) = plan_ms(&small, &large, 15);
     println!("BENCH plan_10k_ms {t10k:.1}");
     println!("BENCH plan_scaling_100k_over_10k {:.2}", t100k / t10k);
-    let (c10k, c100k) = plan_ms_cold(8);
+    let (c10k, c100k) = plan_ms_cold(&small, &large, 8);
+    drop((small, large));
     eprintln!("with cold caches: 10k {c10k:.1} ms, 100k {c100k:.1} ms, ratio {:.2}", c100k / c10k);
     let out = std::process::Command::new(std::env::current_exe().expect("exe"))
         .args(["--plan-rss", "100000"])
