@@ -333,7 +333,15 @@ pub async fn run(state: &AppState, spec: &TaskSpec) -> Result<TaskOutcome, ApiEr
     let mut input = attached.input;
 
     let t = Instant::now();
-    docker.start_container(&id, None).await.map_err(|err| docker_error("start", Some(&id), &err))?;
+    docker.start_container(&id, None).await.map_err(|err| match err {
+        // The runtime refused the command: a program the image does not have, a working
+        // directory it cannot make. The request is at fault, as when create refuses it.
+        DockerError::DockerResponseServerError { status_code: 400, message } => ApiError::InvalidRequest {
+            field: refused_field(&message).map(str::to_string),
+            message: format!("Docker could not start the command: {message}"),
+        },
+        err => docker_error("start", Some(&id), &err),
+    })?;
     metrics.observe("runner_container_operation_duration_seconds", &[("operation", "start")], t.elapsed());
     let running_since = Instant::now();
 
@@ -418,6 +426,19 @@ pub async fn run(state: &AppState, spec: &TaskSpec) -> Result<TaskOutcome, ApiEr
         duration: started.elapsed(),
         guard,
     })
+}
+
+/// The request field a runtime's refusal to start names, when it names one.
+fn refused_field(message: &str) -> Option<&'static str> {
+    // runc's words: `exec: "prog": executable file not found in $PATH`, `exec: "/etc":
+    // permission denied`, `mkdir /proc/x: no such file or directory`.
+    if message.contains("exec: \"") {
+        Some("cmd")
+    } else if message.contains("mkdir ") {
+        Some("workdir")
+    } else {
+        None
+    }
 }
 
 fn docker_error(operation: &'static str, id: Option<&str>, err: &DockerError) -> ApiError {

@@ -149,6 +149,27 @@ async fn missing_image_is_404() {
 }
 
 #[tokio::test]
+async fn a_command_the_runtime_cannot_start_is_400_naming_the_field() {
+    let h = harness(|_| {}).await;
+    let mut in_proc = task(&["true"]);
+    in_proc["workdir"] = json!("/proc/runner-probe");
+    let cases = [
+        (task(&["no-such-program"]), "cmd", "no-such-program"),
+        (task(&["/etc"]), "cmd", "/etc"),
+        (in_proc, "workdir", "/proc/runner-probe"),
+    ];
+    for (request, field, named) in cases {
+        let reply = h.post_task(request).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{named}: {}", reply.json());
+        assert_eq!(reply.error(), ("invalid_request".to_string(), Some(field.to_string())), "{named}");
+        let message = reply.json()["error"]["message"].as_str().unwrap().to_string();
+        assert!(message.contains(named), "{message}");
+    }
+    // The containers that were created for them are removed.
+    h.assert_cleaned_up().await;
+}
+
+#[tokio::test]
 async fn invalid_requests_get_400_naming_the_field() {
     let h = harness(|c| c.limits.max_body_bytes = 64 * 1024).await;
     let cases: &[(&str, &str, &str, Option<&str>)] = &[
