@@ -170,7 +170,7 @@ pub fn document(limits: &TaskConfig) -> Value {
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TaskRequest"}}}},
                 "responses": {
                     "201": {"description": "The command ran (whatever its exit code).", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TaskResponse"}}}},
-                    "400": error_response("Invalid request, or one Docker refuses (an image reference it cannot parse, a command it cannot start); `field` names the field when it is known."),
+                    "400": error_response("Invalid request, or one Docker refuses (an image reference it cannot parse, a command, working directory or user it cannot start with); `field` names the field when it is known."),
                     "401": error_response("Authentication required."),
                     "403": error_response("The image's registry refused the credentials (`registry_auth_failed`)."),
                     "404": error_response("Image not found."),

@@ -340,6 +340,14 @@ pub async fn run(state: &AppState, spec: &TaskSpec) -> Result<TaskOutcome, ApiEr
             field: refused_field(&message).map(str::to_string),
             message: format!("Docker could not start the command: {message}"),
         },
+        // A `user` or group the image does not have: the request is at fault too, though
+        // Docker answers it with 500.
+        DockerError::DockerResponseServerError { status_code: 500, message } if names_unknown_user(&message) => {
+            ApiError::InvalidRequest {
+                field: Some("user".to_string()),
+                message: format!("Docker could not start the command: {message}"),
+            }
+        }
         err => docker_error("start", Some(&id), &err),
     })?;
     metrics.observe("runner_container_operation_duration_seconds", &[("operation", "start")], t.elapsed());
@@ -439,6 +447,12 @@ fn refused_field(message: &str) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// Whether a runtime's refusal to start says the image has no such user or group (runc:
+/// `unable to find user x: no matching entries in passwd file`, `unable to find group y: ...`).
+fn names_unknown_user(message: &str) -> bool {
+    message.contains("unable to find user ") || message.contains("unable to find group ")
 }
 
 fn docker_error(operation: &'static str, id: Option<&str>, err: &DockerError) -> ApiError {

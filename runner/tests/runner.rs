@@ -153,10 +153,17 @@ async fn a_command_the_runtime_cannot_start_is_400_naming_the_field() {
     let h = harness(|_| {}).await;
     let mut in_proc = task(&["true"]);
     in_proc["workdir"] = json!("/proc/runner-probe");
+    let mut no_user = task(&["true"]);
+    no_user["user"] = json!("runner-probe-user");
+    let mut no_group = task(&["true"]);
+    no_group["user"] = json!("0:runner-probe-group");
     let cases = [
         (task(&["no-such-program"]), "cmd", "no-such-program"),
         (task(&["/etc"]), "cmd", "/etc"),
         (in_proc, "workdir", "/proc/runner-probe"),
+        // Docker answers these two with 500; the request is at fault all the same.
+        (no_user, "user", "runner-probe-user"),
+        (no_group, "user", "runner-probe-group"),
     ];
     for (request, field, named) in cases {
         let reply = h.post_task(request).await;

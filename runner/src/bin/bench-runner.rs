@@ -396,8 +396,8 @@ fn soak_task(i: usize) -> (String, u16) {
         0..=13 => (task_body(&["sh", "-c", &format!("echo ok-{i}")]), 201),
         14 | 15 => (task_body(&["sh", "-c", "echo failing >&2; exit 3"]), 201),
         16 => (json!({"docker_image": IMAGE, "cmd": ["sleep", "10"], "timeoutMs": 200}).to_string(), 201),
-        // Docker creates the container, then cannot start it: 500 docker_error.
-        17 => (json!({"docker_image": IMAGE, "cmd": ["true"], "user": "nosuchuser"}).to_string(), 500),
+        // Docker creates the container, then cannot start it: 400 invalid_request naming `user`.
+        17 => (json!({"docker_image": IMAGE, "cmd": ["true"], "user": "nosuchuser"}).to_string(), 400),
         18 => (json!({"docker_image": "cairn-runner-test:absent", "cmd": ["true"]}).to_string(), 404),
         _ => (
             json!({"docker_image": IMAGE, "cmd": ["sh", "-c", "yes | head -c 200000"], "outputLimitBytes": 1000})
