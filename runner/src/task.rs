@@ -335,16 +335,13 @@ pub async fn run(state: &AppState, spec: &TaskSpec) -> Result<TaskOutcome, ApiEr
     let t = Instant::now();
     docker.start_container(&id, None).await.map_err(|err| match err {
         // The runtime refused the command: a program the image does not have, a working
-        // directory it cannot make. The request is at fault, as when create refuses it.
-        DockerError::DockerResponseServerError { status_code: 400, message } => ApiError::InvalidRequest {
-            field: refused_field(&message).map(str::to_string),
-            message: format!("Docker could not start the command: {message}"),
-        },
-        // A `user` or group the image does not have: the request is at fault too, though
-        // Docker answers it with 500.
-        DockerError::DockerResponseServerError { status_code: 500, message } if names_unknown_user(&message) => {
+        // directory it cannot make, a user or group it does not have (which Docker answers
+        // with 500). The request is at fault, as when create refuses it.
+        DockerError::DockerResponseServerError { status_code, message }
+            if status_code == 400 || (status_code == 500 && names_unknown_user(&message)) =>
+        {
             ApiError::InvalidRequest {
-                field: Some("user".to_string()),
+                field: refused_field(&message).map(str::to_string),
                 message: format!("Docker could not start the command: {message}"),
             }
         }
@@ -439,11 +436,13 @@ pub async fn run(state: &AppState, spec: &TaskSpec) -> Result<TaskOutcome, ApiEr
 /// The request field a runtime's refusal to start names, when it names one.
 fn refused_field(message: &str) -> Option<&'static str> {
     // runc's words: `exec: "prog": executable file not found in $PATH`, `exec: "/etc":
-    // permission denied`, `mkdir /proc/x: no such file or directory`.
+    // permission denied`, `mkdir /proc/x: no such file or directory`, `unable to find user x`.
     if message.contains("exec: \"") {
         Some("cmd")
     } else if message.contains("mkdir ") {
         Some("workdir")
+    } else if names_unknown_user(message) {
+        Some("user")
     } else {
         None
     }
