@@ -7,8 +7,8 @@
 //! interruption (Ctrl-C) or a lost lock stops new steps from starting and waits for the
 //! running ones.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -28,16 +28,35 @@ use crate::value::{self, OutputRef};
 #[derive(Debug, Clone)]
 pub enum Event {
     Started { urn: Urn, op: Op },
+    /// `op` is what was done, which may differ from the plan (see [`Redecided`]).
     Finished { urn: Urn, op: Op, elapsed: Duration },
     Failed { urn: Urn, op: Op, error: String },
     Skipped { urn: Urn, op: Op, because: Urn },
     Recovered { urn: Urn, what: String },
 }
 
+/// A step that apply decided differently from the plan: the plan decided it with values it
+/// could not know (outputs of resources changed in the same run), and with the real values
+/// it turned out to need less. A planned replacement whose inputs turn out equal is no
+/// change (`done` is [`Op::Same`]) or an update; the deletion of a copy that was never
+/// replaced is nothing to do; and a replacement that the provider made under the old
+/// resource's own id (anything keyed by its inputs) is done without deleting that id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redecided {
+    pub urn: Urn,
+    pub planned: Op,
+    pub done: Op,
+    /// Why, for the summary.
+    pub why: String,
+}
+
 /// How a run ended.
 #[derive(Debug, Default)]
 pub struct Outcome {
+    /// Steps done, with what was really done (see `redecided`).
     pub done: Vec<(Urn, Op)>,
+    /// Steps done differently from the plan, once the real values were known.
+    pub redecided: Vec<Redecided>,
     pub failed: Vec<(Urn, Op, String)>,
     /// Not started because a step they wait for failed.
     pub skipped: Vec<(Urn, Op)>,
@@ -90,6 +109,23 @@ struct Run<'a> {
     desired: &'a Desired,
     live: Mutex<Live>,
     lost: Mutex<Option<String>>,
+    /// URNs with an operation pending right now: at most one each.
+    pending: Mutex<HashSet<Urn>>,
+    /// The outputs that the program uses, by resource (built at the first update).
+    used_outputs: OnceLock<HashMap<Urn, Vec<String>>>,
+}
+
+/// What a step did.
+struct Done {
+    op: Op,
+    /// Set when that differs from the plan: why.
+    redecided: Option<String>,
+}
+
+impl Done {
+    fn planned(op: Op) -> Done {
+        Done { op, redecided: None }
+    }
 }
 
 fn record(d: &DesiredResource, id: String, inputs: Value, outputs: Value) -> ResourceState {
@@ -269,6 +305,8 @@ impl Engine {
                 retired: prior.retired.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             }),
             lost: Mutex::new(None),
+            pending: Mutex::new(HashSet::new()),
+            used_outputs: OnceLock::new(),
         };
         let steps = &plan.steps;
         let n = steps.len();
@@ -311,9 +349,17 @@ impl Engine {
             };
             let step = &steps[i];
             match result {
-                Ok(()) => {
+                Ok(done) => {
                     state[i] = 2;
-                    outcome.done.push((step.urn.clone(), step.op));
+                    outcome.done.push((step.urn.clone(), done.op));
+                    if let Some(why) = done.redecided {
+                        outcome.redecided.push(Redecided {
+                            urn: step.urn.clone(),
+                            planned: step.op,
+                            done: done.op,
+                            why,
+                        });
+                    }
                     for &d in &dependents[i] {
                         waiting[d] -= 1;
                         if waiting[d] == 0 && state[d] == 0 {
@@ -404,11 +450,33 @@ impl Run<'_> {
         }
     }
 
-    fn pending(kind: PendingKind, urn: &Urn, resource_id: Option<String>, identity: Value, retired: bool) -> PendingOp {
-        PendingOp { urn: urn.clone(), kind, resource_id, identity, retired, started: now_rfc3339() }
+    /// Records that `urn` is about to be acted on, before the provider call. A URN has at most
+    /// one pending operation: the plan orders every step of one URN, and a step that would
+    /// start a second one fails here instead of overwriting the first one's record.
+    async fn put_pending(
+        &self,
+        kind: PendingKind,
+        urn: &Urn,
+        resource_id: Option<String>,
+        identity: Value,
+        retired: bool,
+    ) -> Result<(), String> {
+        if !self.pending.lock().expect("lock poisoned").insert(urn.clone()) {
+            return Err(format!(
+                "internal error: `{urn}` already has an operation pending in this run; nothing was done for this \
+                 step, please report this"
+            ));
+        }
+        let op = PendingOp { urn: urn.clone(), kind, resource_id, identity, retired, started: now_rfc3339() };
+        self.write(vec![Change::PutPending(op)]).await
     }
 
-    async fn step(&self, step: &Step) -> Result<(), String> {
+    /// The pending operation of `urn` is resolved (its result is recorded).
+    fn resolved(&self, urn: &Urn) {
+        self.pending.lock().expect("lock poisoned").remove(urn);
+    }
+
+    async fn step(&self, step: &Step) -> Result<Done, String> {
         let events = &self.engine.events;
         let started = Instant::now();
         if step.op != Op::Same {
@@ -418,11 +486,11 @@ impl Run<'_> {
         let result = self.step_inner(step).await;
         let elapsed = started.elapsed();
         match &result {
-            Ok(()) if step.op != Op::Same => {
-                tracing::info!(urn = %step.urn, op = %step.op, elapsed_ms = elapsed.as_millis() as u64, "step done");
-                events(Event::Finished { urn: step.urn.clone(), op: step.op, elapsed })
+            Ok(done) if step.op != Op::Same => {
+                tracing::info!(urn = %step.urn, op = %done.op, elapsed_ms = elapsed.as_millis() as u64, "step done");
+                events(Event::Finished { urn: step.urn.clone(), op: done.op, elapsed })
             }
-            Ok(()) => {}
+            Ok(_) => {}
             Err(e) => {
                 tracing::warn!(urn = %step.urn, op = %step.op, error = %e, "step failed");
                 events(Event::Failed { urn: step.urn.clone(), op: step.op, error: e.clone() })
@@ -431,78 +499,104 @@ impl Run<'_> {
         result
     }
 
-    async fn step_inner(&self, step: &Step) -> Result<(), String> {
+    async fn step_inner(&self, step: &Step) -> Result<Done, String> {
         let current = |urn: &Urn| self.live.lock().expect("lock poisoned").resources.get(urn).cloned();
         match step.op {
             Op::Same => {
                 if !step.state_only {
-                    return Ok(());
+                    return Ok(Done::planned(Op::Same));
                 }
                 let d = self.desired(&step.urn)?;
                 let from = step.renamed_from.as_ref().unwrap_or(&step.urn);
                 let prior = current(from).ok_or_else(|| format!("`{from}` is missing from state"))?;
-                self.put_record(from, restated(d, &prior)).await
+                self.put_record(from, restated(d, &prior)).await?;
+                Ok(Done::planned(Op::Same))
             }
             Op::Create => {
                 let d = self.desired(&step.urn)?;
                 let inputs = self.inputs(d, None)?;
-                self.create(d, inputs, None).await
+                self.create(d, inputs, None).await?;
+                Ok(Done::planned(Op::Create))
             }
             Op::Import => {
                 let d = self.desired(&step.urn)?;
                 let id = d.import.as_deref().ok_or_else(|| format!("`{}` has no id to import", step.urn))?;
-                self.import(d, id).await
+                self.import(d, id).await?;
+                Ok(Done::planned(Op::Import))
             }
-            Op::Update => {
+            Op::Update | Op::Replace | Op::ReplaceDeleteFirst => {
                 let d = self.desired(&step.urn)?;
                 let from = step.renamed_from.as_ref().unwrap_or(&step.urn);
                 let prior = current(from).ok_or_else(|| format!("`{from}` is missing from state"))?;
                 let inputs = self.inputs(d, Some(&prior))?;
-                if plan::diff(&prior.inputs, &inputs, &d.replace_on_change).is_empty() {
-                    // Known now: nothing changed after all.
-                    return self.put_record(from, restated(d, &prior)).await;
+                // Decided again with every value known, before anything is touched.
+                let now = decide(d, &prior, &inputs);
+                let why = |what: &str| Some(format!("{what} once the values it uses were known"));
+                match (step.op, now) {
+                    (_, Op::Same) => {
+                        self.put_record(from, restated(d, &prior)).await?;
+                        Ok(Done { op: Op::Same, redecided: why("no change") })
+                    }
+                    (Op::Update, Op::Update) => {
+                        self.update(d, from, &prior, inputs).await?;
+                        Ok(Done::planned(Op::Update))
+                    }
+                    (Op::Update, _) => Err(format!(
+                        "the values known now would replace `{}`, which the plan did not show; nothing was done. \
+                         Run `preview` again",
+                        step.urn
+                    )),
+                    (_, Op::Update) => {
+                        self.update(d, from, &prior, inputs).await?;
+                        Ok(Done { op: Op::Update, redecided: why("an update in place") })
+                    }
+                    (Op::ReplaceDeleteFirst, _) => {
+                        self.delete(&prior, false).await?;
+                        self.create(d, inputs, None).await?;
+                        Ok(Done::planned(Op::ReplaceDeleteFirst))
+                    }
+                    _ => match self.create(d, inputs, Some(prior)).await? {
+                        Made::Replaced => Ok(Done::planned(Op::Replace)),
+                        Made::SameId(id) => Ok(Done {
+                            op: Op::Replace,
+                            redecided: Some(format!(
+                                "the provider made the replacement under the old id {id}, so there is no old copy to delete"
+                            )),
+                        }),
+                        Made::New => unreachable!("a replacement replaces"),
+                    },
                 }
-                self.update(d, from, &prior, inputs).await
-            }
-            Op::Replace => {
-                let d = self.desired(&step.urn)?;
-                let from = step.renamed_from.as_ref().unwrap_or(&step.urn);
-                let prior = current(from).ok_or_else(|| format!("`{from}` is missing from state"))?;
-                let inputs = self.inputs(d, Some(&prior))?;
-                self.create(d, inputs, Some(prior)).await
-            }
-            Op::ReplaceDeleteFirst => {
-                let d = self.desired(&step.urn)?;
-                let from = step.renamed_from.clone().unwrap_or_else(|| step.urn.clone());
-                let prior = current(&from).ok_or_else(|| format!("`{from}` is missing from state"))?;
-                let inputs = self.inputs(d, Some(&prior))?;
-                self.delete(&prior, false).await?;
-                self.create(d, inputs, None).await
             }
             Op::DeleteReplaced => {
-                let old = self
-                    .live
-                    .lock()
-                    .expect("lock poisoned")
-                    .retired
-                    .get(&step.urn)
-                    .cloned()
-                    .ok_or_else(|| format!("no replaced copy of `{}` in state", step.urn))?;
-                self.delete(&old, true).await
+                let old = self.live.lock().expect("lock poisoned").retired.get(&step.urn).cloned();
+                match old {
+                    Some(old) => {
+                        self.delete(&old, true).await?;
+                        Ok(Done::planned(Op::DeleteReplaced))
+                    }
+                    // The replacement was decided again at apply (no change, an update, or the
+                    // same id): there is no old copy.
+                    None => Ok(Done { op: Op::Same, redecided: Some("nothing was replaced, so nothing to delete".into()) }),
+                }
             }
             Op::Delete => {
                 let prior = current(&step.urn).ok_or_else(|| format!("`{}` is missing from state", step.urn))?;
-                self.delete(&prior, false).await
+                self.delete(&prior, false).await?;
+                Ok(Done::planned(Op::Delete))
             }
             Op::Forget => {
                 self.write(vec![Change::RemoveResource(step.urn.clone())]).await?;
                 self.live.lock().expect("lock poisoned").resources.remove(&step.urn);
-                Ok(())
+                Ok(Done::planned(Op::Forget))
             }
         }
     }
 
     /// Changes `prior` (recorded under `from`) in place to `inputs`, and records the result.
+    /// An output that the provider promises to keep through updates (everything outside
+    /// `Resource::UPDATABLE_OUTPUTS`) and that the program uses must not change: the plan of
+    /// its dependents relied on it. If it did, the update is recorded and the step fails, so
+    /// that nothing planned with the old value goes on.
     async fn update(
         &self,
         d: &DesiredResource,
@@ -512,16 +606,41 @@ impl Run<'_> {
     ) -> Result<(), String> {
         let provider = self.engine.provider(&d.type_token)?;
         let ctx = Context { urn: &d.urn, stack: &self.engine.stack };
-        let op = Self::pending(PendingKind::Update, &d.urn, Some(prior.id.clone()), Value::Null, false);
-        self.write(vec![Change::PutPending(op)]).await?;
+        self.put_pending(PendingKind::Update, &d.urn, Some(prior.id.clone()), Value::Null, false).await?;
         let outputs = provider
             .update(ctx, &prior.id, &value::reveal(&prior.inputs), &value::reveal(&inputs))
             .await
             .map_err(|e| format!("update failed: {e}"))?;
+        let changed = self.broken_promises(d, &prior.outputs, &outputs);
         let rec = record(d, prior.id.clone(), inputs, outputs);
         self.put_record(from, rec)
             .await
-            .map_err(|e| format!("updated {} but the result could not be recorded: {e}", prior.id))
+            .map_err(|e| format!("updated {} but the result could not be recorded: {e}", prior.id))?;
+        if changed.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "updated {}, but the update changed {} (used by other resources), which `{}` declares to keep through \
+             updates: what depends on it was planned with the old value and was not changed. Run `deploy` again to \
+             bring it up to date, and report the type's missing `UPDATABLE_OUTPUTS`",
+            prior.id,
+            changed.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", "),
+            d.type_token
+        ))
+    }
+
+    /// The outputs of `d` that the program uses, that its type promises to keep through
+    /// updates, and that differ between `old` (in state) and `new` (from the provider).
+    fn broken_promises(&self, d: &DesiredResource, old: &Value, new: &Value) -> Vec<String> {
+        let used = self.used_outputs.get_or_init(|| used_outputs(self.desired));
+        let Some(paths) = used.get(&d.urn) else { return Vec::new() };
+        let old = value::reveal(old);
+        paths
+            .iter()
+            .filter(|p| plan::is_stable(&d.updatable_outputs, p))
+            .filter(|p| value::get_path(&old, p) != value::get_path(new, p))
+            .cloned()
+            .collect()
     }
 
     /// Adopts the existing resource `id` for `d`: reads it back, refuses if the program would
@@ -564,47 +683,71 @@ impl Run<'_> {
             changes.push(Change::RemoveResource(from.clone()));
         }
         self.write(changes).await?;
+        self.resolved(&rec.urn);
         let mut live = self.live.lock().expect("lock poisoned");
         live.resources.remove(from);
         live.resources.insert(rec.urn.clone(), rec);
         Ok(())
     }
 
-    /// Creates `d`; with `replacing`, the old record is retired in the same state write.
-    async fn create(&self, d: &DesiredResource, inputs: Value, replacing: Option<ResourceState>) -> Result<(), String> {
+    /// Creates `d`; with `replacing`, the old record is retired in the same state write,
+    /// unless the provider made the new resource under the old one's id (a resource keyed by
+    /// its inputs, such as a subscription or a metric filter): then there is one resource,
+    /// and deleting "the old copy" would delete it.
+    async fn create(
+        &self,
+        d: &DesiredResource,
+        inputs: Value,
+        replacing: Option<ResourceState>,
+    ) -> Result<Made, String> {
         let provider = self.engine.provider(&d.type_token)?;
         let ctx = Context { urn: &d.urn, stack: &self.engine.stack };
         let revealed = value::reveal(&inputs);
-        let op = Self::pending(PendingKind::Create, &d.urn, None, provider.identity(&revealed), false);
-        self.write(vec![Change::PutPending(op.clone())]).await?;
+        let identity = provider.identity(&revealed);
+        self.put_pending(PendingKind::Create, &d.urn, None, identity, false).await?;
         let created = provider.create(ctx, &revealed).await.map_err(|e| format!("create failed: {e}"))?;
         let rec = record(d, created.id, inputs, created.outputs);
+        let replacing = replacing.map(|old| {
+            let same = old.id == rec.id;
+            (old, same)
+        });
         let mut changes = Vec::new();
-        if let Some(old) = &replacing {
-            changes.push(Change::PutRetired(ResourceState { urn: d.urn.clone(), ..old.clone() }));
+        if let Some((old, same_id)) = &replacing {
+            if !same_id {
+                changes.push(Change::PutRetired(ResourceState { urn: d.urn.clone(), ..old.clone() }));
+            }
             if old.urn != d.urn {
                 changes.push(Change::RemoveResource(old.urn.clone()));
             }
         }
         changes.push(Change::PutResource(rec.clone()));
         self.write(changes).await.map_err(|e| format!("created {} but it could not be recorded: {e}", rec.id))?;
+        self.resolved(&d.urn);
         let mut live = self.live.lock().expect("lock poisoned");
-        if let Some(old) = replacing {
-            live.resources.remove(&old.urn);
-            live.retired.insert(d.urn.clone(), ResourceState { urn: d.urn.clone(), ..old });
-        }
+        let result = match replacing {
+            None => Made::New,
+            Some((old, same_id)) => {
+                live.resources.remove(&old.urn);
+                if same_id {
+                    Made::SameId(old.id)
+                } else {
+                    live.retired.insert(d.urn.clone(), ResourceState { urn: d.urn.clone(), ..old });
+                    Made::Replaced
+                }
+            }
+        };
         live.resources.insert(d.urn.clone(), rec);
-        Ok(())
+        Ok(result)
     }
 
     async fn delete(&self, r: &ResourceState, retired: bool) -> Result<(), String> {
         let provider = self.engine.provider(&r.type_token)?;
         let ctx = Context { urn: &r.urn, stack: &self.engine.stack };
-        let op = Self::pending(PendingKind::Delete, &r.urn, Some(r.id.clone()), Value::Null, retired);
-        self.write(vec![Change::PutPending(op.clone())]).await?;
+        self.put_pending(PendingKind::Delete, &r.urn, Some(r.id.clone()), Value::Null, retired).await?;
         provider.delete(ctx, &r.id, &value::reveal(&r.inputs)).await.map_err(|e| format!("delete failed: {e}"))?;
         let remove = if retired { Change::RemoveRetired(r.urn.clone()) } else { Change::RemoveResource(r.urn.clone()) };
         self.write(vec![remove]).await.map_err(|e| format!("deleted {} but that could not be recorded: {e}", r.id))?;
+        self.resolved(&r.urn);
         let mut live = self.live.lock().expect("lock poisoned");
         if retired {
             live.retired.remove(&r.urn);
@@ -613,6 +756,49 @@ impl Run<'_> {
         }
         Ok(())
     }
+}
+
+/// What a create did with the resource it replaced.
+enum Made {
+    New,
+    Replaced,
+    /// The provider made the replacement under the old resource's id.
+    SameId(String),
+}
+
+/// What a step on `prior` must do to reach `inputs` (every value known): no change, an update
+/// in place, or a replacement.
+fn decide(d: &DesiredResource, prior: &ResourceState, inputs: &Value) -> Op {
+    if prior.type_token != d.type_token {
+        return Op::Replace;
+    }
+    let diffs = plan::diff(&prior.inputs, inputs, &d.replace_on_change);
+    if diffs.is_empty() {
+        Op::Same
+    } else if diffs.iter().any(|p| p.forces_replacement) {
+        Op::Replace
+    } else {
+        Op::Update
+    }
+}
+
+/// Every output path the program uses, by resource: in inputs and in stack outputs.
+fn used_outputs(desired: &Desired) -> HashMap<Urn, Vec<String>> {
+    let mut refs = Vec::new();
+    for r in desired.resources.values() {
+        collect_unknowns(&r.inputs, &mut refs);
+    }
+    for v in desired.outputs.values() {
+        collect_unknowns(v, &mut refs);
+    }
+    let mut used: HashMap<Urn, Vec<String>> = HashMap::new();
+    for r in refs {
+        let paths = used.entry(r.urn).or_default();
+        if !paths.contains(&r.path) {
+            paths.push(r.path);
+        }
+    }
+    used
 }
 
 /// `prior` with the program's current options and dependencies: a state-only change.

@@ -151,6 +151,9 @@ pub enum PlanError {
     Protected(Vec<(Urn, Op)>),
     #[error("`{alias}` is claimed as an alias by `{first}` and `{second}`")]
     AliasConflict { alias: Urn, first: Urn, second: Urn },
+    /// The planner ordered steps in a circle: a bug in cairn, caught before anything runs.
+    #[error("internal error: the plan's steps wait for each other in a circle ({}); nothing was changed, please report this", .0.join(" -> "))]
+    StepCycle(Vec<String>),
 }
 
 fn protected_message(items: &[(Urn, Op)]) -> String {
@@ -364,13 +367,7 @@ pub fn plan(desired: &Desired, prior: &StackState) -> Result<Plan, PlanError> {
     for &i in &order {
         let r = resources[i];
         let p = prior_of[i];
-        let find = |urn: &str, path: &str| -> Option<(&Value, bool)> {
-            let j = *index.get(urn)?;
-            if ops[j] != Op::Same {
-                return None;
-            }
-            prior_of[j].and_then(|p| value::find_output(&p.outputs, path))
-        };
+        let find = |urn: &str, path: &str| known_output(&resources, &prior_of, &ops, *index.get(urn)?, path);
         let lookup = |o: &OutputRef| {
             find(o.urn.as_str(), &o.path).map(|(v, s)| if s { value::secret(v.clone()) } else { v.clone() })
         };
@@ -463,6 +460,7 @@ pub fn plan(desired: &Desired, prior: &StackState) -> Result<Plan, PlanError> {
         protected.sort();
         return Err(PlanError::Protected(protected));
     }
+    check_steps_acyclic(&steps)?;
 
     let changed_outputs = desired
         .outputs
@@ -470,10 +468,8 @@ pub fn plan(desired: &Desired, prior: &StackState) -> Result<Plan, PlanError> {
         .filter(|(name, v)| {
             let resolved = value::resolve(v, &|o: &OutputRef| {
                 let j = *index.get(o.urn.as_str())?;
-                if ops[j] != Op::Same {
-                    return None;
-                }
-                prior_of[j].and_then(|p| value::lookup_output(&p.outputs, &o.path))
+                known_output(&resources, &prior_of, &ops, j, &o.path)
+                    .map(|(v, s)| if s { value::secret(v.clone()) } else { v.clone() })
             });
             prior.outputs.get(*name) != Some(&resolved)
         })
@@ -568,10 +564,24 @@ fn order_deletes<'a>(
         after
     };
 
-    // Resources replaced in an earlier run whose old copy is still to be deleted.
+    // Resources replaced in an earlier run whose old copy is still to be deleted. Every step
+    // of one URN is ordered against the others, so that a URN never has two operations
+    // pending at once.
     let mut retired_step: HashMap<&Urn, usize> = HashMap::new();
     for old in prior.retired.values() {
-        let after = waits_for_dependents(&old.urn, None);
+        let own = index.get(old.urn.as_str()).map(|&i| step_of_desired[i]).filter(|&s| s != usize::MAX);
+        let replaced_now = own.is_some_and(|s| matches!(steps[s].op, Op::Replace | Op::ReplaceDeleteFirst));
+        let after = if replaced_now {
+            // State keeps one replaced copy per URN, so this one goes before the new
+            // replacement, and cannot wait for the dependents that wait for that replacement.
+            Vec::new()
+        } else {
+            let mut after = waits_for_dependents(&old.urn, own);
+            after.extend(delete_step.get(&old.urn).copied());
+            after.sort_unstable();
+            after.dedup();
+            after
+        };
         retired_step.insert(&old.urn, steps.len());
         steps.push(Step {
             urn: old.urn.clone(),
@@ -607,6 +617,68 @@ fn order_deletes<'a>(
             });
         }
     }
+}
+
+/// The value of output `path` of resource `j` as this plan knows it, and whether it is
+/// secret: the value in state when the resource is unchanged, or when it is updated in place
+/// and its provider keeps that output through updates. `None`: unknown until apply (the
+/// resource is created, replaced or imported, or the update may change that output).
+fn known_output<'a>(
+    resources: &[&DesiredResource],
+    prior_of: &[Option<&'a ResourceState>],
+    ops: &[Op],
+    j: usize,
+    path: &str,
+) -> Option<(&'a Value, bool)> {
+    match ops[j] {
+        Op::Same => {}
+        Op::Update if is_stable(&resources[j].updatable_outputs, path) => {}
+        _ => return None,
+    }
+    prior_of[j].and_then(|p| value::find_output(&p.outputs, path))
+}
+
+/// Whether output `path` keeps its value through an in-place update, given the outputs an
+/// update may change (top-level names or dotted paths): it must neither be one of them, nor
+/// lie inside one, nor contain one.
+pub fn is_stable(updatable: &[String], path: &str) -> bool {
+    let within = |outer: &str, inner: &str| {
+        inner.len() > outer.len() && inner.starts_with(outer) && inner.as_bytes()[outer.len()] == b'.'
+    };
+    !updatable.iter().any(|u| u == path || within(u, path) || within(path, u))
+}
+
+/// Refuses a plan whose steps could never all start: the executor would wait forever.
+fn check_steps_acyclic(steps: &[Step]) -> Result<(), PlanError> {
+    let offsets: Vec<usize> = std::iter::once(0)
+        .chain(steps.iter().scan(0, |n, s| {
+            *n += s.after.len();
+            Some(*n)
+        }))
+        .collect();
+    let edges = Edges { offsets, targets: steps.iter().flat_map(|s| s.after.iter().copied()).collect() };
+    let dependents = edges.reversed();
+    let mut waiting: Vec<usize> = steps.iter().map(|s| s.after.len()).collect();
+    let mut ready: Vec<usize> = (0..steps.len()).filter(|&i| waiting[i] == 0).collect();
+    let mut started = 0;
+    while let Some(i) = ready.pop() {
+        started += 1;
+        for &j in dependents.of(i) {
+            waiting[j] -= 1;
+            if waiting[j] == 0 {
+                ready.push(j);
+            }
+        }
+    }
+    if started == steps.len() {
+        return Ok(());
+    }
+    let stuck = (0..steps.len())
+        .filter(|&i| waiting[i] > 0)
+        .take(8)
+        .map(|i| format!("{} {}", steps[i].op.verb(), steps[i].urn))
+        .collect();
+    Err(PlanError::StepCycle(stuck))
 }
 
 fn replace_op(r: &DesiredResource) -> Op {

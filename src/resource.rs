@@ -26,6 +26,12 @@ pub trait Resource: Serialize + 'static {
     const DELETE_BEFORE_REPLACE: bool = false;
     /// Output properties that the engine keeps secret.
     const SECRET_OUTPUTS: &'static [&'static str] = &[];
+    /// Output properties (top-level names or dotted paths) that an in-place update may
+    /// change. Every other output keeps its value through an update, so a dependent that
+    /// uses it is planned against the value in state, exactly, instead of as unknown. Ids and
+    /// ARNs are stable; list what the provider's `update` really recomputes (a content hash,
+    /// a latest version number). The engine checks the promise after every update.
+    const UPDATABLE_OUTPUTS: &'static [&'static str] = &[];
     /// Typed references to this resource's outputs.
     type Outputs;
     /// Builds the typed output references of the resource behind `handle`.

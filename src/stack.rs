@@ -36,6 +36,9 @@ pub struct DesiredResource {
     pub replace_on_change: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secret_outputs: Vec<String>,
+    /// Outputs an in-place update may change; the others are known through an update.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub updatable_outputs: Vec<String>,
     /// The provider id of an existing resource to adopt when state does not know this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub import: Option<String>,
@@ -214,6 +217,7 @@ impl Stack {
                 delete_before_replace: R::DELETE_BEFORE_REPLACE || options.delete_before_replace,
                 replace_on_change: R::REPLACE_ON_CHANGE.iter().map(|s| s.to_string()).collect(),
                 secret_outputs: R::SECRET_OUTPUTS.iter().map(|s| s.to_string()).collect(),
+                updatable_outputs: R::UPDATABLE_OUTPUTS.iter().map(|s| s.to_string()).collect(),
                 import: options.import,
             },
         );

@@ -267,12 +267,29 @@ pub fn drift(drifts: &[Drift], style: Style) -> String {
 pub fn outcome(o: &Outcome, style: Style) -> String {
     let mut out = String::new();
     let changed = o.done.iter().filter(|(_, op)| *op != Op::Same).count();
+    let redecided = |out: &mut String| {
+        if o.redecided.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "  {} {} step{} needed less than planned, once the values the plan could not know were known:",
+            style.dim("decided again:"),
+            o.redecided.len(),
+            if o.redecided.len() == 1 { "" } else { "s" }
+        );
+        for r in &o.redecided {
+            let _ = writeln!(out, "    {} ({} planned, {} done): {}", r.urn, r.planned.verb(), r.done.verb(), r.why);
+        }
+    };
     if o.succeeded() {
         let _ =
             writeln!(out, "{} {changed} change{} applied", style.green("done:"), if changed == 1 { "" } else { "s" });
+        redecided(&mut out);
         return out;
     }
     let _ = writeln!(out, "{} {changed} change{} applied", style.bold("summary:"), if changed == 1 { "" } else { "s" });
+    redecided(&mut out);
     for (urn, op, error) in &o.failed {
         let _ = writeln!(out, "  {} {urn} ({}): {error}", style.red("failed"), op.verb());
     }

@@ -34,6 +34,7 @@ fn d(name: &str, inputs: Value) -> DesiredResource {
         delete_before_replace: false,
         replace_on_change: vec!["key".into()],
         secret_outputs: vec![],
+        updatable_outputs: vec![],
         import: None,
     }
 }
@@ -60,6 +61,7 @@ trait DesiredExt {
     fn alias(self, old: &str) -> Self;
     fn dbr(self) -> Self;
     fn import(self, id: &str) -> Self;
+    fn updatable(self, output: &str) -> Self;
 }
 
 impl DesiredExt for DesiredResource {
@@ -85,6 +87,10 @@ impl DesiredExt for DesiredResource {
     }
     fn import(mut self, id: &str) -> Self {
         self.import = Some(id.into());
+        self
+    }
+    fn updatable(mut self, output: &str) -> Self {
+        self.updatable_outputs.push(output.into());
         self
     }
 }
@@ -257,19 +263,61 @@ fn outputs_of_unchanged_resources_are_known() {
 }
 
 #[test]
-fn outputs_of_changing_resources_are_unknown() {
-    check(
-        vec![d("a", json!({"v": 2})), d("b", json!({"ref": out("a", "id")}))],
-        vec![s("a", json!({"v": 1})), s("b", json!({"ref": "a-id"})).dep("a")],
-        "update a[v]; update b[ref?] < update a",
-    );
-    // An unknown in a property that forces replacement plans a replacement.
+fn outputs_of_replaced_and_created_resources_are_unknown() {
+    // An unknown in a property that forces replacement plans a replacement, decided again at
+    // apply with the real value.
     check(
         vec![d("a", json!({"key": 2})), d("b", json!({"key": out("a", "id")}))],
         vec![s("a", json!({"key": 1})), s("b", json!({"key": "a-id"})).dep("a")],
         "delete replaced a < replace a & replace b; delete replaced b < replace b; replace a[key!]; replace b[key!?] < replace a",
     );
     check(vec![d("a", json!({})), d("b", json!({"ref": out("a", "id")}))], vec![], "create a; create b < create a");
+}
+
+#[test]
+fn a_parent_updated_in_place_leaves_its_dependents_alone() {
+    // `id` is not among the outputs an update may change: dependents plan against its value.
+    check(
+        vec![d("a", json!({"v": 2})), d("b", json!({"key": out("a", "id")})), d("c", json!({"ref": out("a", "id")}))],
+        vec![s("a", json!({"v": 1})), s("b", json!({"key": "a-id"})).dep("a"), s("c", json!({"ref": "a-id"})).dep("a")],
+        "update a[v]; 2 same",
+    );
+    // A dependent that changes for its own reasons shows the parent's value, not an unknown.
+    let p = plan(
+        &desired(vec![d("a", json!({"v": 2})), d("b", json!({"ref": out("a", "id"), "v": 2}))]),
+        &state(vec![s("a", json!({"v": 1})), s("b", json!({"ref": "a-id", "v": 1})).dep("a")]),
+    )
+    .unwrap();
+    assert_eq!(summary(&p), "update a[v]; update b[v] < update a");
+    // Stack outputs that use a stable output are known too.
+    let mut program = desired(vec![d("a", json!({"v": 2}))]);
+    program.outputs.insert("a_id".into(), out("a", "id"));
+    let mut prior = state(vec![s("a", json!({"v": 1}))]);
+    prior.outputs.insert("a_id".into(), json!("a-id"));
+    assert!(plan(&program, &prior).unwrap().changed_outputs.is_empty());
+}
+
+#[test]
+fn outputs_an_update_may_change_are_unknown() {
+    check(
+        vec![d("a", json!({"v": 2})).updatable("hash"), d("b", json!({"key": out("a", "hash")}))],
+        vec![s("a", json!({"v": 1})), s("b", json!({"key": "h1"})).dep("a")],
+        "delete replaced b < replace b; replace b[key!?] < update a; update a[v]",
+    );
+    check(
+        vec![d("a", json!({"v": 2})).updatable("hash"), d("b", json!({"ref": out("a", "hash")}))],
+        vec![s("a", json!({"v": 1})), s("b", json!({"ref": "h1"})).dep("a")],
+        "update a[v]; update b[ref?] < update a",
+    );
+    // The promise covers paths: inside an updatable output, around one, or beside one.
+    let stable = |updatable: &[&str], path: &str| {
+        is_stable(&updatable.iter().map(|u| u.to_string()).collect::<Vec<_>>(), path)
+    };
+    assert!(!stable(&["endpoint"], "endpoint.address"));
+    assert!(!stable(&["endpoint.port"], "endpoint"));
+    assert!(stable(&["endpoint.port"], "endpoint.address"));
+    assert!(stable(&["endpoint"], "endpoints"));
+    assert!(stable(&[], "id"));
 }
 
 #[test]
@@ -328,6 +376,53 @@ fn retired_resources_from_an_earlier_run_are_deleted() {
     st.retired.insert(urn("a"), s("a", json!({"v": 0})));
     let p = plan(&desired(vec![d("a", json!({"v": 1}))]), &st).unwrap();
     assert_eq!(summary(&p), "delete replaced a; 1 same");
+}
+
+/// The program, with a copy of `a` replaced in an earlier run still to delete.
+fn with_retired_a(resources: Vec<ResourceState>) -> StackState {
+    let mut st = state(resources);
+    st.retired.insert(urn("a"), s("a", json!({"key": 0})));
+    st
+}
+
+#[test]
+fn every_step_of_one_urn_is_ordered() {
+    // An update of `a` and the deletion of its old copy never run at once (one pending
+    // operation per URN).
+    let p = plan(&desired(vec![d("a", json!({"key": 1, "v": 2}))]), &with_retired_a(vec![s("a", json!({"key": 1, "v": 1}))]));
+    assert_eq!(summary(&p.unwrap()), "delete replaced a < update a; update a[v]");
+    // Replaced again: the old copy goes first (state keeps one replaced copy per URN), then
+    // the new replacement, its dependents, and the copy it replaced.
+    let p = plan(
+        &desired(vec![d("a", json!({"key": 2})), d("b", json!({"v": out("a", "id")}))]),
+        &with_retired_a(vec![s("a", json!({"key": 1})), s("b", json!({"v": "a-id"})).dep("a")]),
+    );
+    assert_eq!(
+        summary(&p.unwrap()),
+        "delete replaced a; delete replaced a < replace a & update b; replace a[key!] < delete replaced a; update b[v?] < replace a"
+    );
+    // Deleted: the live resource first, then its old copy.
+    let p = plan(&desired(vec![]), &with_retired_a(vec![s("a", json!({"key": 1}))]));
+    assert_eq!(summary(&p.unwrap()), "delete a; delete replaced a < delete a");
+}
+
+#[test]
+fn steps_that_wait_for_each_other_in_a_circle_are_refused() {
+    let step = |name: &str, after: Vec<usize>| Step {
+        urn: urn(name),
+        type_token: "t:Thing".into(),
+        op: Op::Update,
+        diffs: vec![],
+        renamed_from: None,
+        state_only: false,
+        after,
+    };
+    assert!(check_steps_acyclic(&[step("a", vec![]), step("b", vec![0])]).is_ok());
+    let e = check_steps_acyclic(&[step("a", vec![1]), step("b", vec![0]), step("c", vec![])]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "internal error: the plan's steps wait for each other in a circle (update s/t:Thing/a -> update s/t:Thing/b); nothing was changed, please report this"
+    );
 }
 
 #[test]

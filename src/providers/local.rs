@@ -40,6 +40,7 @@ pub struct FileOutputs {
 impl Resource for File {
     const TYPE: &'static str = "local:File";
     const REPLACE_ON_CHANGE: &'static [&'static str] = &["path"];
+    const UPDATABLE_OUTPUTS: &'static [&'static str] = &["sha256", "size"];
     type Outputs = FileOutputs;
     fn outputs(h: &Handle) -> FileOutputs {
         FileOutputs { path: h.output("path"), sha256: h.output("sha256"), size: h.output("size") }

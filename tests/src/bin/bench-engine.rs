@@ -62,6 +62,7 @@ fn graph(n: usize) -> (Desired, StackState) {
                 delete_before_replace: false,
                 replace_on_change: vec!["key".into()],
                 secret_outputs: vec![],
+                updatable_outputs: vec![],
                 import: None,
             },
         );
