@@ -201,7 +201,11 @@ impl Engine {
     ) -> Result<usize, String> {
         let mut n = 0;
         for op in state.pending.values() {
-            let ctx = Context { urn: &op.urn, stack: &self.stack };
+            // Every copy state holds under this URN carries its label: `find` must not
+            // mistake the copy being replaced for the replacement.
+            let known: Vec<String> =
+                [state.resources.get(&op.urn), state.retired.get(&op.urn)].into_iter().flatten().map(|r| r.id.clone()).collect();
+            let ctx = Context::new(&op.urn, &self.stack).knowing(&known);
             let type_token = op.urn.type_token().to_string();
             let provider = self.provider(&type_token)?;
             let existing = if op.retired { state.retired.get(&op.urn) } else { state.resources.get(&op.urn) };
@@ -605,7 +609,7 @@ impl Run<'_> {
         inputs: Value,
     ) -> Result<(), String> {
         let provider = self.engine.provider(&d.type_token)?;
-        let ctx = Context { urn: &d.urn, stack: &self.engine.stack };
+        let ctx = Context::new(&d.urn, &self.engine.stack);
         self.put_pending(PendingKind::Update, &d.urn, Some(prior.id.clone()), Value::Null, false).await?;
         let outputs = provider
             .update(ctx, &prior.id, &value::reveal(&prior.inputs), &value::reveal(&inputs))
@@ -649,7 +653,7 @@ impl Run<'_> {
     /// recover; a crash during the update is recovered like any update.
     async fn import(&self, d: &DesiredResource, id: &str) -> Result<(), String> {
         let provider = self.engine.provider(&d.type_token)?;
-        let ctx = Context { urn: &d.urn, stack: &self.engine.stack };
+        let ctx = Context::new(&d.urn, &self.engine.stack);
         let wanted = self.inputs(d, None)?;
         let seen = provider
             .read(ctx, id, &value::reveal(&wanted))
@@ -701,7 +705,7 @@ impl Run<'_> {
         replacing: Option<ResourceState>,
     ) -> Result<Made, String> {
         let provider = self.engine.provider(&d.type_token)?;
-        let ctx = Context { urn: &d.urn, stack: &self.engine.stack };
+        let ctx = Context::new(&d.urn, &self.engine.stack);
         let revealed = value::reveal(&inputs);
         let identity = provider.identity(&revealed);
         self.put_pending(PendingKind::Create, &d.urn, None, identity, false).await?;
@@ -742,7 +746,7 @@ impl Run<'_> {
 
     async fn delete(&self, r: &ResourceState, retired: bool) -> Result<(), String> {
         let provider = self.engine.provider(&r.type_token)?;
-        let ctx = Context { urn: &r.urn, stack: &self.engine.stack };
+        let ctx = Context::new(&r.urn, &self.engine.stack);
         self.put_pending(PendingKind::Delete, &r.urn, Some(r.id.clone()), Value::Null, retired).await?;
         provider.delete(ctx, &r.id, &value::reveal(&r.inputs)).await.map_err(|e| format!("delete failed: {e}"))?;
         let remove = if retired { Change::RemoveRetired(r.urn.clone()) } else { Change::RemoveResource(r.urn.clone()) };
@@ -834,7 +838,7 @@ impl Engine {
         let mut drifts = Vec::new();
         let mut reads = futures_util::stream::iter(state.resources.values().map(|r| async move {
             let provider = self.provider(&r.type_token)?;
-            let ctx = Context { urn: &r.urn, stack: &self.stack };
+            let ctx = Context::new(&r.urn, &self.stack);
             let seen = provider
                 .read(ctx, &r.id, &value::reveal(&r.inputs))
                 .await

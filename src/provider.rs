@@ -18,6 +18,27 @@ pub struct Context<'a> {
     pub urn: &'a Urn,
     /// The stack's name, for tagging.
     pub stack: &'a str,
+    /// Ids of copies of this resource that state already holds (the one being replaced, an
+    /// older replaced copy): they carry the same `cairn:urn` label as a new copy, so
+    /// [`Provider::find`] must not return them. See [`Context::is_known`].
+    pub known: &'a [String],
+}
+
+impl<'a> Context<'a> {
+    pub fn new(urn: &'a Urn, stack: &'a str) -> Context<'a> {
+        Context { urn, stack, known: &[] }
+    }
+
+    /// The same context, with the ids state already holds for this resource.
+    pub fn knowing(self, known: &'a [String]) -> Context<'a> {
+        Context { known, ..self }
+    }
+
+    /// Whether `id` is a copy of this resource that state already holds: `find` looks for
+    /// another one.
+    pub fn is_known(&self, id: &str) -> bool {
+        self.known.iter().any(|k| k == id)
+    }
 }
 
 /// A resource that a provider created or found.
@@ -72,7 +93,9 @@ pub trait Provider: Send + Sync {
     /// Deletes the resource; deleting one that is already gone succeeds.
     async fn delete(&self, ctx: Context<'_>, id: &str, inputs: &Value) -> Result<(), ProviderError>;
 
-    /// Finds a resource created for `ctx.urn` whose creation may not have been recorded.
+    /// Finds a resource created for `ctx.urn` whose creation may not have been recorded: one
+    /// that matches `identity` and is labelled for `ctx.urn`, and is none of the copies state
+    /// already knows ([`Context::is_known`]).
     async fn find(&self, ctx: Context<'_>, identity: &Value) -> Result<Option<Observed>, ProviderError>;
 }
 

@@ -141,10 +141,10 @@ impl Provider for FileProvider {
         }
     }
 
-    async fn find(&self, _ctx: Context<'_>, identity: &Value) -> Result<Option<Observed>, ProviderError> {
+    async fn find(&self, ctx: Context<'_>, identity: &Value) -> Result<Option<Observed>, ProviderError> {
         match identity.get("path").and_then(Value::as_str) {
-            Some(path) => observe(path, false),
-            None => Ok(None),
+            Some(path) if !ctx.is_known(path) => observe(path, false),
+            _ => Ok(None),
         }
     }
 }
@@ -164,7 +164,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/a.txt").to_string_lossy().into_owned();
         let urn = Urn::from("s/local:File/a");
-        let ctx = Context { urn: &urn, stack: "s" };
+        let ctx = Context::new(&urn, "s");
         let p = FileProvider;
         let created = p.create(ctx, &json!({"path": path, "content": "one", "mode": 0o600})).await.unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), "one");

@@ -26,23 +26,51 @@ use serde_json::{json, Value};
 #[derive(Debug, Clone, Serialize)]
 pub struct Thing {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
+    pub key: Option<Input<String>>,
     pub value: Input<String>,
 }
 
 /// The outputs of a [`Thing`].
 #[derive(Debug, Clone)]
 pub struct ThingOutputs {
-    /// Derived from the id: changes when the thing is replaced.
+    /// Derived from the id: changes when the thing is replaced, kept through updates.
     pub token: Output<String>,
+    /// The length of `value`: an update may change it.
+    pub length: Output<u64>,
 }
 
 impl Resource for Thing {
     const TYPE: &'static str = "test:Thing";
     const REPLACE_ON_CHANGE: &'static [&'static str] = &["key"];
+    const UPDATABLE_OUTPUTS: &'static [&'static str] = &["length"];
     type Outputs = ThingOutputs;
     fn outputs(h: &Handle) -> ThingOutputs {
-        ThingOutputs { token: h.output("token") }
+        ThingOutputs { token: h.output("token"), length: h.output("length") }
+    }
+}
+
+/// A test resource keyed by its inputs, like a subscription or a metric filter: its id is
+/// `<parent>~<name>`, and creating one whose id exists overwrites it. `mode` forces
+/// replacement, which its provider makes under the same id.
+#[derive(Debug, Clone, Serialize)]
+pub struct Keyed {
+    pub name: String,
+    pub parent: Input<String>,
+    pub mode: Input<String>,
+}
+
+/// The outputs of a [`Keyed`].
+#[derive(Debug, Clone)]
+pub struct KeyedOutputs {
+    pub id: Output<String>,
+}
+
+impl Resource for Keyed {
+    const TYPE: &'static str = "test:Keyed";
+    const REPLACE_ON_CHANGE: &'static [&'static str] = &["name", "parent", "mode"];
+    type Outputs = KeyedOutputs;
+    fn outputs(h: &Handle) -> KeyedOutputs {
+        KeyedOutputs { id: h.output("id") }
     }
 }
 
@@ -53,11 +81,20 @@ pub struct ThingProvider {
     latency: Duration,
     fail: BTreeSet<String>,
     calls: AtomicU64,
+    /// Breaks the type's promise: an update issues a new `token`.
+    new_token_on_update: bool,
 }
 
 impl ThingProvider {
     pub fn new(world: impl Into<PathBuf>, latency: Duration, fail: BTreeSet<String>) -> ThingProvider {
-        ThingProvider { world: world.into(), latency, fail, calls: AtomicU64::new(0) }
+        ThingProvider { world: world.into(), latency, fail, calls: AtomicU64::new(0), new_token_on_update: false }
+    }
+
+    /// A provider that breaks `Thing`'s promise to keep `token` through updates (to test
+    /// that the engine notices).
+    pub fn with_new_token_on_update(mut self) -> ThingProvider {
+        self.new_token_on_update = true;
+        self
     }
 
     /// Configured from `CAIRN_TEST_WORLD`, `CAIRN_TEST_LATENCY_MS` and `CAIRN_TEST_FAIL`.
@@ -104,10 +141,10 @@ impl ThingProvider {
         self.world.join(format!("{id}.json"))
     }
 
-    fn write(&self, id: &str, urn: &str, inputs: &Value) -> Result<(), ProviderError> {
+    fn write(&self, id: &str, urn: &str, inputs: &Value, token: &str) -> Result<(), ProviderError> {
         fs::create_dir_all(&self.world).map_err(|e| ProviderError::new(format!("world: {e}")))?;
         let tmp = self.world.join(format!(".{id}.tmp"));
-        let body = json!({"urn": urn, "key": inputs.get("key"), "value": inputs.get("value")});
+        let body = json!({"urn": urn, "key": inputs.get("key"), "value": inputs.get("value"), "token": token});
         fs::write(&tmp, serde_json::to_vec(&body).expect("json"))
             .map_err(|e| ProviderError::new(format!("world: {e}")))?;
         fs::rename(&tmp, self.path(id)).map_err(|e| ProviderError::new(format!("world: {e}")))
@@ -124,7 +161,8 @@ impl ThingProvider {
         if !v["key"].is_null() {
             inputs["key"] = v["key"].clone();
         }
-        Ok(Some(Observed { id: id.to_string(), inputs, outputs: outputs(id) }))
+        let token = v["token"].as_str().map(str::to_string).unwrap_or_else(|| token(id));
+        Ok(Some(Observed { id: id.to_string(), outputs: outputs(&token, &inputs), inputs }))
     }
 }
 
@@ -144,8 +182,13 @@ pub fn call_log(path: &Path) -> Vec<(u32, u128, u128)> {
         .collect()
 }
 
-fn outputs(id: &str) -> Value {
-    json!({"token": format!("tok-{}", &id[..8.min(id.len())])})
+fn token(id: &str) -> String {
+    format!("tok-{}", &id[..8.min(id.len())])
+}
+
+fn outputs(token: &str, inputs: &Value) -> Value {
+    let length = inputs.get("value").and_then(Value::as_str).map_or(0, str::len);
+    json!({"token": token, "length": length})
 }
 
 fn random_id() -> String {
@@ -161,8 +204,9 @@ impl Provider for ThingProvider {
     async fn create(&self, ctx: Context<'_>, inputs: &Value) -> Result<Created, ProviderError> {
         self.enter(ctx, "create").await?;
         let id = random_id();
-        self.write(&id, ctx.urn.as_str(), inputs)?;
-        Ok(Created { outputs: outputs(&id), id })
+        let token = token(&id);
+        self.write(&id, ctx.urn.as_str(), inputs, &token)?;
+        Ok(Created { outputs: outputs(&token, inputs), id })
     }
 
     async fn read(&self, ctx: Context<'_>, id: &str, _inputs: &Value) -> Result<Option<Observed>, ProviderError> {
@@ -172,11 +216,16 @@ impl Provider for ThingProvider {
 
     async fn update(&self, ctx: Context<'_>, id: &str, _old: &Value, new: &Value) -> Result<Value, ProviderError> {
         self.enter(ctx, "update").await?;
-        if !self.path(id).exists() {
+        let Some(seen) = self.observe(id)? else {
             return Err(ProviderError::new(format!("thing {id} does not exist")));
-        }
-        self.write(id, ctx.urn.as_str(), new)?;
-        Ok(outputs(id))
+        };
+        let token = if self.new_token_on_update {
+            format!("tok-{}", &random_id()[..8])
+        } else {
+            seen.outputs["token"].as_str().unwrap_or_default().to_string()
+        };
+        self.write(id, ctx.urn.as_str(), new, &token)?;
+        Ok(outputs(&token, new))
     }
 
     async fn delete(&self, ctx: Context<'_>, id: &str, _inputs: &Value) -> Result<(), ProviderError> {
@@ -192,7 +241,7 @@ impl Provider for ThingProvider {
     async fn find(&self, ctx: Context<'_>, _identity: &Value) -> Result<Option<Observed>, ProviderError> {
         self.enter(ctx, "find").await?;
         for (id, urn) in world_things(&self.world) {
-            if urn == ctx.urn.as_str() {
+            if urn == ctx.urn.as_str() && !ctx.is_known(&id) {
                 return self.observe(&id);
             }
         }
@@ -212,6 +261,97 @@ pub fn world_things(world: &Path) -> Vec<(String, String)> {
         if let Ok(text) = fs::read_to_string(entry.path()) {
             if let Ok(v) = serde_json::from_str::<Value>(&text) {
                 out.push((id.to_string(), v["urn"].as_str().unwrap_or_default().to_string()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The provider of [`Keyed`] resources: files under `<world>/keyed/`, named by id.
+#[derive(Debug)]
+pub struct KeyedProvider {
+    dir: PathBuf,
+}
+
+impl KeyedProvider {
+    pub fn new(world: impl Into<PathBuf>) -> KeyedProvider {
+        KeyedProvider { dir: world.into().join("keyed") }
+    }
+
+    fn path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{}.json", id.replace(['/', '~'], "_")))
+    }
+
+    fn observe(&self, id: &str) -> Result<Option<Observed>, ProviderError> {
+        let text = match fs::read_to_string(self.path(id)) {
+            Ok(t) => t,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(ProviderError::new(format!("world: {e}"))),
+        };
+        let v: Value = serde_json::from_str(&text).map_err(|e| ProviderError::new(format!("world file {id}: {e}")))?;
+        let inputs = json!({"name": v["name"], "parent": v["parent"], "mode": v["mode"]});
+        Ok(Some(Observed { id: id.to_string(), inputs, outputs: json!({"id": id}) }))
+    }
+}
+
+fn keyed_id(inputs: &Value) -> Result<String, ProviderError> {
+    match (inputs.get("parent").and_then(Value::as_str), inputs.get("name").and_then(Value::as_str)) {
+        (Some(p), Some(n)) => Ok(format!("{p}~{n}")),
+        _ => Err(ProviderError::new(format!("test:Keyed needs `parent` and `name`, got {inputs}"))),
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for KeyedProvider {
+    fn type_token(&self) -> &'static str {
+        Keyed::TYPE
+    }
+
+    fn identity(&self, inputs: &Value) -> Value {
+        keyed_id(inputs).map(Value::String).unwrap_or(Value::Null)
+    }
+
+    async fn create(&self, ctx: Context<'_>, inputs: &Value) -> Result<Created, ProviderError> {
+        let id = keyed_id(inputs)?;
+        fs::create_dir_all(&self.dir).map_err(|e| ProviderError::new(format!("world: {e}")))?;
+        let body = json!({"urn": ctx.urn.as_str(), "name": inputs["name"], "parent": inputs["parent"], "mode": inputs["mode"]});
+        fs::write(self.path(&id), body.to_string()).map_err(|e| ProviderError::new(format!("world: {e}")))?;
+        Ok(Created { outputs: json!({"id": id}), id })
+    }
+
+    async fn read(&self, _ctx: Context<'_>, id: &str, _inputs: &Value) -> Result<Option<Observed>, ProviderError> {
+        self.observe(id)
+    }
+
+    async fn update(&self, _ctx: Context<'_>, id: &str, _old: &Value, _new: &Value) -> Result<Value, ProviderError> {
+        Err(ProviderError::new(format!("test:Keyed {id} has nothing to change in place")))
+    }
+
+    async fn delete(&self, _ctx: Context<'_>, id: &str, _inputs: &Value) -> Result<(), ProviderError> {
+        match fs::remove_file(self.path(id)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(ProviderError::new(format!("world: {e}"))),
+        }
+    }
+
+    async fn find(&self, ctx: Context<'_>, identity: &Value) -> Result<Option<Observed>, ProviderError> {
+        match identity.as_str() {
+            Some(id) if !ctx.is_known(id) => self.observe(id),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// Every keyed resource in a world directory: (id file name, urn), sorted.
+pub fn world_keyed(world: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(world.join("keyed")).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Ok(v) = fs::read_to_string(entry.path()).map(|t| serde_json::from_str::<Value>(&t)) {
+            if let Ok(v) = v {
+                out.push((name, v["urn"].as_str().unwrap_or_default().to_string()));
             }
         }
     }

@@ -1613,13 +1613,13 @@ mod tests {
     #[test]
     fn caller_references_share_the_urn_prefix_and_differ() {
         let urn = cairn::Urn::from("s/aws:route53:HostedZone/z");
-        let ctx = Context { urn: &urn, stack: "s" };
+        let ctx = Context::new(&urn, "s");
         let (a, b) = (caller_reference(ctx), caller_reference(ctx));
         assert_ne!(a, b);
         assert!(a.starts_with(&caller_prefix(ctx)) && b.starts_with(&caller_prefix(ctx)));
         assert!(a.len() <= 128);
         let other = cairn::Urn::from("s/aws:route53:HostedZone/y");
-        assert_ne!(caller_prefix(ctx), caller_prefix(Context { urn: &other, stack: "s" }));
+        assert_ne!(caller_prefix(ctx), caller_prefix(Context::new(&other, "s")));
     }
 
     #[test]

@@ -35,7 +35,7 @@ fn build(stack: &mut Stack, config: &Config) -> anyhow::Result<()> {
     stack.component("fleet", |stack| {
         for i in 0..config.count {
             let name = format!("t{i}");
-            stack.add_with(&name, Thing { key: config.key.clone(), value: config.value.clone().into() }, opts(&name));
+            stack.add_with(&name, Thing { key: config.key.clone().map(Into::into), value: config.value.clone().into() }, opts(&name));
         }
     });
     let last = stack.component("chain", |stack| {
@@ -46,7 +46,7 @@ fn build(stack: &mut Stack, config: &Config) -> anyhow::Result<()> {
                 None => config.value.clone().into(),
                 Some(token) => interpolate([Part::from(config.value.as_str()), Part::from("+"), Part::from(token)]),
             };
-            let thing = stack.add_with(&name, Thing { key: config.key.clone(), value }, opts(&name));
+            let thing = stack.add_with(&name, Thing { key: config.key.clone().map(Into::into), value }, opts(&name));
             previous = Some(thing.token.clone());
         }
         previous
