@@ -27,12 +27,30 @@ use crate::value::{self, OutputRef};
 /// Something that happened to a step, for progress display.
 #[derive(Debug, Clone)]
 pub enum Event {
-    Started { urn: Urn, op: Op },
+    Started {
+        urn: Urn,
+        op: Op,
+    },
     /// `op` is what was done, which may differ from the plan (see [`Redecided`]).
-    Finished { urn: Urn, op: Op, elapsed: Duration },
-    Failed { urn: Urn, op: Op, error: String },
-    Skipped { urn: Urn, op: Op, because: Urn },
-    Recovered { urn: Urn, what: String },
+    Finished {
+        urn: Urn,
+        op: Op,
+        elapsed: Duration,
+    },
+    Failed {
+        urn: Urn,
+        op: Op,
+        error: String,
+    },
+    Skipped {
+        urn: Urn,
+        op: Op,
+        because: Urn,
+    },
+    Recovered {
+        urn: Urn,
+        what: String,
+    },
 }
 
 /// A step that apply decided differently from the plan: the plan decided it with values it
@@ -203,8 +221,11 @@ impl Engine {
         for op in state.pending.values() {
             // Every copy state holds under this URN carries its label: `find` must not
             // mistake the copy being replaced for the replacement.
-            let known: Vec<String> =
-                [state.resources.get(&op.urn), state.retired.get(&op.urn)].into_iter().flatten().map(|r| r.id.clone()).collect();
+            let known: Vec<String> = [state.resources.get(&op.urn), state.retired.get(&op.urn)]
+                .into_iter()
+                .flatten()
+                .map(|r| r.id.clone())
+                .collect();
             let ctx = Context::new(&op.urn, &self.stack).knowing(&known);
             let type_token = op.urn.type_token().to_string();
             let provider = self.provider(&type_token)?;
@@ -580,7 +601,9 @@ impl Run<'_> {
                     }
                     // The replacement was decided again at apply (no change, an update, or the
                     // same id): there is no old copy.
-                    None => Ok(Done { op: Op::Same, redecided: Some("nothing was replaced, so nothing to delete".into()) }),
+                    None => {
+                        Ok(Done { op: Op::Same, redecided: Some("nothing was replaced, so nothing to delete".into()) })
+                    }
                 }
             }
             Op::Delete => {

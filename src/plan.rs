@@ -468,8 +468,13 @@ pub fn plan(desired: &Desired, prior: &StackState) -> Result<Plan, PlanError> {
         .filter(|(name, v)| {
             let resolved = value::resolve(v, &|o: &OutputRef| {
                 let j = *index.get(o.urn.as_str())?;
-                known_output(&resources, &prior_of, &ops, j, &o.path)
-                    .map(|(v, s)| if s { value::secret(v.clone()) } else { v.clone() })
+                known_output(&resources, &prior_of, &ops, j, &o.path).map(|(v, s)| {
+                    if s {
+                        value::secret(v.clone())
+                    } else {
+                        v.clone()
+                    }
+                })
             });
             prior.outputs.get(*name) != Some(&resolved)
         })

@@ -310,9 +310,8 @@ fn outputs_an_update_may_change_are_unknown() {
         "update a[v]; update b[ref?] < update a",
     );
     // The promise covers paths: inside an updatable output, around one, or beside one.
-    let stable = |updatable: &[&str], path: &str| {
-        is_stable(&updatable.iter().map(|u| u.to_string()).collect::<Vec<_>>(), path)
-    };
+    let stable =
+        |updatable: &[&str], path: &str| is_stable(&updatable.iter().map(|u| u.to_string()).collect::<Vec<_>>(), path);
     assert!(!stable(&["endpoint"], "endpoint.address"));
     assert!(!stable(&["endpoint.port"], "endpoint"));
     assert!(stable(&["endpoint.port"], "endpoint.address"));
@@ -389,7 +388,10 @@ fn with_retired_a(resources: Vec<ResourceState>) -> StackState {
 fn every_step_of_one_urn_is_ordered() {
     // An update of `a` and the deletion of its old copy never run at once (one pending
     // operation per URN).
-    let p = plan(&desired(vec![d("a", json!({"key": 1, "v": 2}))]), &with_retired_a(vec![s("a", json!({"key": 1, "v": 1}))]));
+    let p = plan(
+        &desired(vec![d("a", json!({"key": 1, "v": 2}))]),
+        &with_retired_a(vec![s("a", json!({"key": 1, "v": 1}))]),
+    );
     assert_eq!(summary(&p.unwrap()), "delete replaced a < update a; update a[v]");
     // Replaced again: the old copy goes first (state keeps one replaced copy per URN), then
     // the new replacement, its dependents, and the copy it replaced.

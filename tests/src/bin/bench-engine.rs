@@ -2,27 +2,36 @@
 //!
 //! - `plan_10k_ms`: time to plan 10,000 resources (1% changed) against their state: the
 //!   fastest of several runs, since noise on a shared machine only ever adds time.
-//! - `plan_scaling_100k_over_10k`: the same for 100,000 divided by 10,000, the two sizes
-//!   taking turns so that noise hits both alike.
-//!   Beside it, on stderr: the same ratio with cold caches before each plan.
+//! - `plan_scaling_cold_100k_over_10k`: the fastest plan of 100,000 resources divided by the
+//!   fastest of 10,000, each started with nothing of its data in the CPU caches (a 1 GiB
+//!   buffer is written first), so that the figure measures how the planner scales rather
+//!   than how much of the smaller stack the host's caches hold.
+//! - `plan_scaling_100k_over_10k` (information, no target): the same with warm caches, the
+//!   two sizes taking turns so that noise hits both alike. It mostly measures the host's
+//!   cache against the two working sets (see ARCHITECTURE.md).
 //! - `plan_100k_peak_rss_mib`: peak resident memory of a process that builds and plans
 //!   100,000 resources (measured in a child process, from `VmHWM`).
 //! - `apply_speedup`: 1,000 independent resources with 20 ms provider latency, serial time
 //!   divided by `--parallel 32` time, through the file state backend.
 //! - `file_state_write_amplification`: bytes written to the state directory while applying
 //!   2,000 resources one step at a time, divided by the final state size.
+//! - `parent_update_replacements`: a tree of 1,000 resources (each parent has 10 dependents,
+//!   and every dependent uses its parent's `token`, an output kept through updates, in `key`,
+//!   a property that forces replacement); a tag changes on every parent. The figure is the
+//!   number of replacements the plan shows plus the number the apply performs.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cairn::apply::Engine;
+use cairn::plan::Op;
 use cairn::provider::Registry;
 use cairn::stack::{Desired, DesiredResource};
 use cairn::state::file::FileBackend;
 use cairn::state::{LockInfo, ResourceState, StackState, StateBackend};
 use cairn::value::OutputRef;
-use cairn::{Stack, Urn};
+use cairn::{Input, Stack, Urn};
 use cairn_tests::{Thing, ThingProvider};
 use serde_json::json;
 
@@ -201,16 +210,74 @@ fn main() {
     if only.is_empty() || only == "apply" {
         bench_apply();
     }
+    if only.is_empty() || only == "exact" {
+        bench_exact();
+    }
+}
+
+/// The tree of `parent_update_replacements`: resource `i`'s parent is `(i - 1) / 10`, so
+/// each parent has 10 dependents; `tag` is every parent's value.
+fn tree(n: usize, tag: &str) -> Desired {
+    let mut stack = Stack::new("bench", "tree");
+    let mut tokens: Vec<cairn::Output<String>> = Vec::with_capacity(n);
+    for i in 0..n {
+        let is_parent = 10 * i + 1 < n;
+        let key = match i {
+            0 => Input::Value("root".to_string()),
+            _ => Input::Output(tokens[(i - 1) / 10].clone()),
+        };
+        let value = if is_parent { format!("tag={tag}") } else { format!("leaf-{i}") };
+        let thing = stack.add(&format!("r{i}"), Thing { key: Some(key), value: value.into() });
+        tokens.push(thing.token.clone());
+    }
+    stack.finish().expect("bench stack")
+}
+
+fn bench_exact() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let dir =
+            tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| "/var/tmp".into())).expect("tempdir");
+        let backend = FileBackend::new(dir.path().join("state"), "bench-tree");
+        let engine = Engine {
+            registry: Registry::new().with(ThingProvider::new(dir.path().join("world"), Duration::ZERO, BTreeSet::new())),
+            stack: "bench-tree".into(),
+            secrets: None,
+            parallel: 16,
+            events: Arc::new(|_| {}),
+        };
+        let replaced = |op: &Op| matches!(op, Op::Replace | Op::ReplaceDeleteFirst);
+        let mut counts = Vec::new();
+        for tag in ["a", "b"] {
+            let desired = tree(1000, tag);
+            let mut session = backend.lock(LockInfo::new("bench"), None).await.expect("lock");
+            let prior = session.load().await.expect("load");
+            let plan = cairn::plan::plan(&desired, &prior).expect("plan");
+            let (_tx, cancel) = tokio::sync::watch::channel(false);
+            let outcome = engine.apply(session.as_ref(), &plan, &desired, &prior, cancel).await;
+            assert!(outcome.succeeded(), "{outcome:?}");
+            session.release().await.expect("release");
+            let shown = plan.steps.iter().filter(|s| replaced(&s.op)).count();
+            let performed = outcome.done.iter().filter(|(_, op)| replaced(op)).count();
+            counts.push((plan.count(Op::Update), shown, performed));
+        }
+        let (updates, shown, performed) = counts[1];
+        eprintln!("a tag changed on the tree's parents: {updates} updates, {shown} replacements planned, {performed} performed");
+        assert_eq!(updates, 100, "every parent is updated");
+        println!("BENCH parent_update_replacements {}", shown + performed);
+    });
 }
 
 fn bench_plan() {
     let (small, large) = (graph(10_000), graph(100_000));
     let (t10k, t100k) = plan_ms(&small, &large, 15);
     println!("BENCH plan_10k_ms {t10k:.1}");
+    eprintln!("with warm caches: 10k {t10k:.1} ms, 100k {t100k:.1} ms");
     println!("BENCH plan_scaling_100k_over_10k {:.2}", t100k / t10k);
     let (c10k, c100k) = plan_ms_cold(&small, &large, 8);
     drop((small, large));
-    eprintln!("with cold caches: 10k {c10k:.1} ms, 100k {c100k:.1} ms, ratio {:.2}", c100k / c10k);
+    eprintln!("with cold caches: 10k {c10k:.1} ms, 100k {c100k:.1} ms");
+    println!("BENCH plan_scaling_cold_100k_over_10k {:.2}", c100k / c10k);
     let out = std::process::Command::new(std::env::current_exe().expect("exe"))
         .args(["--plan-rss", "100000"])
         .output()

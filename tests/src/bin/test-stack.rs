@@ -35,7 +35,11 @@ fn build(stack: &mut Stack, config: &Config) -> anyhow::Result<()> {
     stack.component("fleet", |stack| {
         for i in 0..config.count {
             let name = format!("t{i}");
-            stack.add_with(&name, Thing { key: config.key.clone().map(Into::into), value: config.value.clone().into() }, opts(&name));
+            stack.add_with(
+                &name,
+                Thing { key: config.key.clone().map(Into::into), value: config.value.clone().into() },
+                opts(&name),
+            );
         }
     });
     let last = stack.component("chain", |stack| {

@@ -124,7 +124,8 @@ async fn a_planned_replacement_whose_inputs_turn_out_equal_is_no_change() {
         let mut redecided: Vec<(String, Op, Op)> =
             outcome.redecided.iter().map(|r| (r.urn.name().to_string(), r.planned, r.done)).collect();
         redecided.sort();
-        let mut expected = vec![("keyed".to_string(), steps_op(delete_first), Op::Same), ("valued".into(), Op::Update, Op::Same)];
+        let mut expected =
+            vec![("keyed".to_string(), steps_op(delete_first), Op::Same), ("valued".into(), Op::Update, Op::Same)];
         if !delete_first {
             expected.insert(0, ("keyed".into(), Op::DeleteReplaced, Op::Same));
         }
@@ -164,7 +165,11 @@ async fn an_update_that_breaks_the_promise_to_keep_an_output_stops_what_was_plan
         })
     };
     world.deploy(&build("a")).await;
-    let breaking = || world.registry_with(ThingProvider::new(world.path(), Default::default(), Default::default()).with_new_token_on_update());
+    let breaking = || {
+        world.registry_with(
+            ThingProvider::new(world.path(), Default::default(), Default::default()).with_new_token_on_update(),
+        )
+    };
     let (plan, outcome) = world.deploy_with(&build("b"), breaking()).await;
     assert_eq!(steps(&plan), ["update parent"]);
     assert_eq!(outcome.failed.len(), 1, "{outcome:?}");

@@ -94,7 +94,8 @@ impl Model {
         } else {
             None
         };
-        let spec = ThingSpec { key: rng.below(3) as u32, value: Self::random_value(rng), on, delete_first: rng.chance(20) };
+        let spec =
+            ThingSpec { key: rng.below(3) as u32, value: Self::random_value(rng), on, delete_first: rng.chance(20) };
         self.things.insert(n, spec);
     }
 
@@ -195,7 +196,11 @@ impl Model {
         for (&n, k) in &self.keyed {
             stack.add(
                 &format!("k{n}"),
-                Keyed { name: format!("k{n}"), parent: outputs[&k.parent].0.clone().into(), mode: format!("m{}", k.mode).into() },
+                Keyed {
+                    name: format!("k{n}"),
+                    parent: outputs[&k.parent].0.clone().into(),
+                    mode: format!("m{}", k.mode).into(),
+                },
             );
         }
         stack.finish().expect("the generated program builds")
@@ -273,9 +278,9 @@ fn registry(world: &World, kill: Option<Arc<Kill>>) -> Registry {
     let keyed: Arc<dyn Provider> = Arc::new(KeyedProvider::new(world.path()));
     match kill {
         None => Registry::new().with_arc(things).with_arc(keyed),
-        Some(kill) => Registry::new()
-            .with(Killed { inner: things, kill: kill.clone() })
-            .with(Killed { inner: keyed, kill }),
+        Some(kill) => {
+            Registry::new().with(Killed { inner: things, kill: kill.clone() }).with(Killed { inner: keyed, kill })
+        }
     }
 }
 
