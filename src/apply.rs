@@ -131,6 +131,8 @@ struct Run<'a> {
     pending: Mutex<HashSet<Urn>>,
     /// The outputs that the program uses, by resource (built at the first update).
     used_outputs: OnceLock<HashMap<Urn, Vec<String>>>,
+    /// Every secret known to the run (built at the first error).
+    secrets: OnceLock<value::Secrets>,
 }
 
 /// What a step did.
@@ -147,17 +149,7 @@ impl Done {
 }
 
 fn record(d: &DesiredResource, id: String, inputs: Value, outputs: Value) -> ResourceState {
-    let mut outputs = outputs;
-    if value::has_secrets(&inputs) {
-        // Outputs may be derived from secret inputs: keep them all secret.
-        outputs = value::secret(outputs);
-    } else if let Value::Object(map) = &mut outputs {
-        for name in &d.secret_outputs {
-            if let Some(v) = map.remove(name) {
-                map.insert(name.clone(), value::secret(v));
-            }
-        }
-    }
+    let outputs = secret_outputs(&d.secret_outputs, &inputs, outputs);
     ResourceState {
         urn: d.urn.clone(),
         type_token: d.type_token.clone(),
@@ -168,6 +160,27 @@ fn record(d: &DesiredResource, id: String, inputs: Value, outputs: Value) -> Res
         protect: d.protect,
         retain_on_delete: d.retain_on_delete,
         delete_before_replace: d.delete_before_replace,
+    }
+}
+
+/// `outputs` with secrecy tracked per output: an output is secret when its type says so
+/// (`secret_outputs`), when the input of the same name is secret (a provider echoing what it
+/// was given), or when it holds the text of a secret input (derived from it: a URL with a
+/// password in it). Everything else stays readable, so that one secret input does not hide
+/// a resource's id, version or ARN from its dependents.
+pub fn secret_outputs(secret_names: &[String], inputs: &Value, outputs: Value) -> Value {
+    let secrets = value::Secrets::of(inputs);
+    match outputs {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| {
+                    let secret = secret_names.contains(&k) || inputs.get(&k).is_some_and(value::has_secrets);
+                    let v = if secret { value::secret(v) } else { secrets.taint(v) };
+                    (k, v)
+                })
+                .collect(),
+        ),
+        other => secrets.taint(other),
     }
 }
 
@@ -190,6 +203,13 @@ impl Engine {
                     (Change::PutOutputs(o), Some(b)) => {
                         Ok(Change::PutOutputs(o.iter().map(|(k, v)| (k.clone(), b.encrypt(v))).collect()))
                     }
+                    (Change::PutPending(p), Some(b)) => {
+                        Ok(Change::PutPending(PendingOp { identity: b.encrypt(&p.identity), ..p.clone() }))
+                    }
+                    (Change::PutPending(p), None) if value::has_secrets(&p.identity) => Err(format!(
+                        "the pending operation of `{}` holds secrets and no passphrase is set; nothing was written",
+                        p.urn
+                    )),
                     (Change::PutResource(r) | Change::PutRetired(r), None) if needs(r) => {
                         Err(format!("`{}` holds secrets and no passphrase is set; nothing was written", r.urn))
                     }
@@ -217,6 +237,21 @@ impl Engine {
         state: &StackState,
         desired: Option<&Desired>,
     ) -> Result<usize, String> {
+        self.recover_all(session, state, desired).await.map_err(|e| {
+            let mut secrets = state_secrets(state);
+            for r in desired.iter().flat_map(|d| d.resources.values()) {
+                secrets.add(&r.inputs);
+            }
+            secrets.scrub(&e)
+        })
+    }
+
+    async fn recover_all(
+        &self,
+        session: &dyn StateSession,
+        state: &StackState,
+        desired: Option<&Desired>,
+    ) -> Result<usize, String> {
         let mut n = 0;
         for op in state.pending.values() {
             // Every copy state holds under this URN carries its label: `find` must not
@@ -239,7 +274,10 @@ impl Engine {
                 let inputs = value::copy_secrecy(&reference, obs.inputs);
                 match (declared, existing) {
                     (Some(d), _) => record(d, obs.id, inputs, obs.outputs),
-                    (None, Some(e)) => ResourceState { id: obs.id, inputs, outputs: obs.outputs, ..e.clone() },
+                    (None, Some(e)) => {
+                        let outputs = value::Secrets::of(&inputs).taint(value::copy_secrecy(&e.outputs, obs.outputs));
+                        ResourceState { id: obs.id, inputs, outputs, ..e.clone() }
+                    }
                     (None, None) => ResourceState {
                         urn: op.urn.clone(),
                         type_token: type_token.clone(),
@@ -258,7 +296,7 @@ impl Engine {
             match op.kind {
                 PendingKind::Create => {
                     let found = provider
-                        .find(ctx, &op.identity)
+                        .find(ctx, &value::reveal(&op.identity))
                         .await
                         .map_err(|e| format!("recovering `{}`: find failed: {e}", op.urn))?;
                     match found {
@@ -296,7 +334,9 @@ impl Engine {
                         (Some(obs), Some(e)) => {
                             what = format!("{id} read back");
                             let inputs = value::copy_secrecy(&e.inputs, obs.inputs);
-                            let r = ResourceState { inputs, outputs: obs.outputs, ..e.clone() };
+                            let outputs =
+                                value::Secrets::of(&inputs).taint(value::copy_secrecy(&e.outputs, obs.outputs));
+                            let r = ResourceState { inputs, outputs, ..e.clone() };
                             changes.push(if op.retired { Change::PutRetired(r) } else { Change::PutResource(r) });
                         }
                         (_, None) => what = format!("{id} is not in state"),
@@ -332,6 +372,7 @@ impl Engine {
             lost: Mutex::new(None),
             pending: Mutex::new(HashSet::new()),
             used_outputs: OnceLock::new(),
+            secrets: OnceLock::new(),
         };
         let steps = &plan.steps;
         let n = steps.len();
@@ -475,6 +516,20 @@ impl Run<'_> {
         }
     }
 
+    /// Every secret this run knows: the program's and those in state (built at the first
+    /// error, to scrub messages).
+    fn secrets(&self) -> &value::Secrets {
+        self.secrets.get_or_init(|| {
+            let live = self.live.lock().expect("lock poisoned");
+            let mut secrets = program_secrets(self.desired);
+            for r in live.resources.values().chain(live.retired.values()) {
+                secrets.add(&r.inputs);
+                secrets.add(&r.outputs);
+            }
+            secrets
+        })
+    }
+
     /// Records that `urn` is about to be acted on, before the provider call. A URN has at most
     /// one pending operation: the plan orders every step of one URN, and a step that would
     /// start a second one fails here instead of overwriting the first one's record.
@@ -508,7 +563,8 @@ impl Run<'_> {
             events(Event::Started { urn: step.urn.clone(), op: step.op });
         }
         tracing::debug!(urn = %step.urn, op = %step.op, "step started");
-        let result = self.step_inner(step).await;
+        // A provider's message may quote what it was given: secrets never leave in one.
+        let result = self.step_inner(step).await.map_err(|e| self.secrets().scrub(&e));
         let elapsed = started.elapsed();
         match &result {
             Ok(done) if step.op != Op::Same => {
@@ -730,7 +786,8 @@ impl Run<'_> {
         let provider = self.engine.provider(&d.type_token)?;
         let ctx = Context::new(&d.urn, &self.engine.stack);
         let revealed = value::reveal(&inputs);
-        let identity = provider.identity(&revealed);
+        // Encrypted in state like the inputs it comes from.
+        let identity = value::Secrets::of(&inputs).taint(provider.identity(&revealed));
         self.put_pending(PendingKind::Create, &d.urn, None, identity, false).await?;
         let created = provider.create(ctx, &revealed).await.map_err(|e| format!("create failed: {e}"))?;
         let rec = record(d, created.id, inputs, created.outputs);
@@ -783,6 +840,35 @@ impl Run<'_> {
         }
         Ok(())
     }
+}
+
+/// The secrets of a program: its inputs' and its stack outputs'.
+fn program_secrets(desired: &Desired) -> value::Secrets {
+    let mut secrets = value::Secrets::default();
+    for r in desired.resources.values() {
+        secrets.add(&r.inputs);
+    }
+    for v in desired.outputs.values() {
+        secrets.add(v);
+    }
+    secrets
+}
+
+/// The secrets of a state: its resources' inputs and outputs, its stack outputs and its
+/// pending records.
+pub fn state_secrets(state: &StackState) -> value::Secrets {
+    let mut secrets = value::Secrets::default();
+    for r in state.resources.values().chain(state.retired.values()) {
+        secrets.add(&r.inputs);
+        secrets.add(&r.outputs);
+    }
+    for v in state.outputs.values() {
+        secrets.add(v);
+    }
+    for p in state.pending.values() {
+        secrets.add(&p.identity);
+    }
+    secrets
 }
 
 /// What a create did with the resource it replaced.
@@ -870,12 +956,12 @@ impl Engine {
         }))
         .buffer_unordered(self.parallel.max(1));
         while let Some(result) = reads.next().await {
-            let (r, seen) = result?;
+            let (r, seen) = result.map_err(|e| state_secrets(state).scrub(&e))?;
             match seen {
                 None => drifts.push(Drift { urn: r.urn.clone(), diffs: None, observed: None }),
                 Some(obs) => {
                     let inputs = value::copy_secrecy(&r.inputs, obs.inputs);
-                    let outputs = value::copy_secrecy(&r.outputs, obs.outputs);
+                    let outputs = value::Secrets::of(&inputs).taint(value::copy_secrecy(&r.outputs, obs.outputs));
                     let diffs = plan::diff(&r.inputs, &inputs, &[]);
                     if !diffs.is_empty() || outputs != r.outputs || obs.id != r.id {
                         drifts.push(Drift {

@@ -143,6 +143,9 @@ impl SecretBox {
         for (name, v) in state.outputs.iter_mut() {
             *v = self.decrypt(v, &format!("stack output {name}"))?;
         }
+        for p in state.pending.values_mut() {
+            p.identity = self.decrypt(&p.identity, &format!("the pending operation of {}", p.urn))?;
+        }
         Ok(state)
     }
 }
@@ -155,6 +158,7 @@ pub fn state_has_ciphertext(state: &StackState) -> bool {
         .chain(state.retired.values())
         .any(|r| value::has_secrets(&r.inputs) || value::has_secrets(&r.outputs))
         || state.outputs.values().any(value::has_secrets)
+        || state.pending.values().any(|p| value::has_secrets(&p.identity))
 }
 
 fn map_children(v: &Value, f: impl Fn(&Value) -> Value) -> Value {

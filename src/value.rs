@@ -269,6 +269,134 @@ pub fn copy_secrecy(reference: &Value, target: Value) -> Value {
     }
 }
 
+/// The secret texts a run knows, to keep them out of messages and to find what is derived
+/// from them.
+///
+/// A secret is known by its revealed text (a string as it is, any other value as JSON), and
+/// by that text as it looks inside a JSON string (escaped), since messages often quote
+/// requests. Texts of four characters or more are found anywhere; shorter ones only as a
+/// whole word, so that a one-letter secret does not blank every message.
+#[derive(Clone, Default)]
+pub struct Secrets {
+    /// Longest first, so that a secret containing another is replaced whole.
+    texts: Vec<String>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secrets({} known)", self.texts.len())
+    }
+}
+
+/// Below this length a secret is only matched as a whole word.
+const SHORT_SECRET: usize = 4;
+
+impl Secrets {
+    /// The secrets inside `value`.
+    pub fn of(value: &Value) -> Secrets {
+        let mut s = Secrets::default();
+        s.add(value);
+        s
+    }
+
+    /// Adds every secret inside `value`.
+    pub fn add(&mut self, value: &Value) {
+        self.collect(value);
+        self.texts.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        self.texts.dedup();
+    }
+
+    fn collect(&mut self, value: &Value) {
+        if let Some(inner) = marker(value, SECRET) {
+            let text = match reveal(inner) {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            if text.is_empty() {
+                return;
+            }
+            let quoted = serde_json::to_string(&text).expect("a string serializes");
+            let escaped = &quoted[1..quoted.len() - 1];
+            if escaped != text {
+                self.texts.push(escaped.to_string());
+            }
+            self.texts.push(text);
+            return;
+        }
+        match value {
+            Value::Array(items) => items.iter().for_each(|v| self.collect(v)),
+            Value::Object(map) => map.values().for_each(|v| self.collect(v)),
+            _ => {}
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.texts.is_empty()
+    }
+
+    /// `text` with every known secret replaced by [`REDACTED`].
+    pub fn scrub(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for secret in &self.texts {
+            out = if secret.chars().count() >= SHORT_SECRET {
+                out.replace(secret.as_str(), REDACTED)
+            } else {
+                replace_words(&out, secret)
+            };
+        }
+        out
+    }
+
+    /// Whether `text` holds a known secret.
+    fn found_in(&self, text: &str) -> bool {
+        self.texts.iter().any(|s| {
+            if s.chars().count() >= SHORT_SECRET {
+                text.contains(s.as_str())
+            } else {
+                replace_words(text, s) != text
+            }
+        })
+    }
+
+    /// `value` with every leaf that holds a known secret (a string containing one, or any
+    /// value whose text is one) made secret: what a provider returns about a secret it was
+    /// given stays secret.
+    pub fn taint(&self, value: Value) -> Value {
+        if self.texts.is_empty() || marker(&value, SECRET).is_some() {
+            return value;
+        }
+        match value {
+            Value::String(s) if self.found_in(&s) => secret(Value::String(s)),
+            v @ (Value::Number(_) | Value::Bool(_)) if self.texts.contains(&v.to_string()) => secret(v),
+            Value::Array(items) => Value::Array(items.into_iter().map(|v| self.taint(v)).collect()),
+            Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k, self.taint(v))).collect()),
+            other => other,
+        }
+    }
+}
+
+/// `text` with `word` replaced where it stands alone (not inside a longer word).
+fn replace_words(text: &str, word: &str) -> String {
+    let is_word = |c: char| c.is_alphanumeric() || c == '_';
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut before: Option<char> = None;
+    while let Some(at) = rest.find(word) {
+        let prev = rest[..at].chars().next_back().or(if at == 0 { before } else { None });
+        let next = rest[at + word.len()..].chars().next();
+        out.push_str(&rest[..at]);
+        if prev.is_some_and(is_word) || next.is_some_and(is_word) {
+            out.push_str(word);
+        } else {
+            out.push_str(REDACTED);
+        }
+        before = word.chars().next_back();
+        rest = &rest[at + word.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,5 +441,32 @@ mod tests {
         assert_eq!(lookup_output(&v, "creds.user"), Some(secret(json!("u"))));
         assert_eq!(lookup_output(&v, "id"), Some(json!("x")));
         assert_eq!(lookup_output(&v, "nope"), None);
+    }
+}
+
+#[cfg(test)]
+mod secrets_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn messages_lose_every_secret_they_quote() {
+        let s = Secrets::of(&json!({"a": secret(json!("hunter2")), "b": [secret(json!("pa\"ss"))], "n": secret(json!(4711))}));
+        assert_eq!(s.scrub("login failed for hunter2 with hunter22"), "login failed for [secret] with [secret]2");
+        assert_eq!(s.scrub(r#"body {"password":"pa\"ss"}"#), r#"body {"password":"[secret]"}"#);
+        assert_eq!(s.scrub("port 4711 refused"), "port [secret] refused");
+        let short = Secrets::of(&json!(secret(json!("ab"))));
+        assert_eq!(short.scrub("ab: a table, abc"), "[secret]: a table, abc");
+        assert_eq!(Secrets::default().scrub("plain"), "plain");
+    }
+
+    #[test]
+    fn what_holds_a_secret_is_tainted_and_nothing_else() {
+        let s = Secrets::of(&json!({"p": secret(json!("hunter2"))}));
+        let tainted = s.taint(json!({"id": "lt-1", "version": 3, "url": "https://u:hunter2@h", "list": ["x", "hunter2"]}));
+        assert_eq!(
+            tainted,
+            json!({"id": "lt-1", "version": 3, "url": secret(json!("https://u:hunter2@h")), "list": ["x", secret(json!("hunter2"))]})
+        );
     }
 }

@@ -114,7 +114,7 @@ impl ThingProvider {
         self.calls.load(Ordering::Relaxed)
     }
 
-    async fn enter(&self, ctx: Context<'_>, what: &str) -> Result<(), ProviderError> {
+    async fn enter(&self, ctx: Context<'_>, what: &str, inputs: &Value) -> Result<(), ProviderError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let start = now_micros();
         if !self.latency.is_zero() {
@@ -132,7 +132,8 @@ impl ThingProvider {
                 .map_err(|e| ProviderError::new(format!("call log: {e}")))?;
         }
         if (what == "create" || what == "update") && self.fail.contains(ctx.urn.name()) {
-            return Err(ProviderError::new(format!("injected failure in {what} of {}", ctx.urn.name())));
+            // Like many APIs, the message quotes the request.
+            return Err(ProviderError::new(format!("injected failure in {what} of {} (request: {inputs})", ctx.urn.name())));
         }
         Ok(())
     }
@@ -201,8 +202,13 @@ impl Provider for ThingProvider {
         Thing::TYPE
     }
 
+    /// Things are found by their URN; the identity records what was asked for.
+    fn identity(&self, inputs: &Value) -> Value {
+        json!({"value": inputs.get("value")})
+    }
+
     async fn create(&self, ctx: Context<'_>, inputs: &Value) -> Result<Created, ProviderError> {
-        self.enter(ctx, "create").await?;
+        self.enter(ctx, "create", inputs).await?;
         let id = random_id();
         let token = token(&id);
         self.write(&id, ctx.urn.as_str(), inputs, &token)?;
@@ -210,12 +216,12 @@ impl Provider for ThingProvider {
     }
 
     async fn read(&self, ctx: Context<'_>, id: &str, _inputs: &Value) -> Result<Option<Observed>, ProviderError> {
-        self.enter(ctx, "read").await?;
+        self.enter(ctx, "read", &Value::Null).await?;
         self.observe(id)
     }
 
     async fn update(&self, ctx: Context<'_>, id: &str, _old: &Value, new: &Value) -> Result<Value, ProviderError> {
-        self.enter(ctx, "update").await?;
+        self.enter(ctx, "update", new).await?;
         let Some(seen) = self.observe(id)? else {
             return Err(ProviderError::new(format!("thing {id} does not exist")));
         };
@@ -229,7 +235,7 @@ impl Provider for ThingProvider {
     }
 
     async fn delete(&self, ctx: Context<'_>, id: &str, _inputs: &Value) -> Result<(), ProviderError> {
-        self.enter(ctx, "delete").await?;
+        self.enter(ctx, "delete", &Value::Null).await?;
         match fs::remove_file(self.path(id)) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
@@ -239,7 +245,7 @@ impl Provider for ThingProvider {
 
     /// Like a search by the `cairn:urn` tag.
     async fn find(&self, ctx: Context<'_>, _identity: &Value) -> Result<Option<Observed>, ProviderError> {
-        self.enter(ctx, "find").await?;
+        self.enter(ctx, "find", &Value::Null).await?;
         for (id, urn) in world_things(&self.world) {
             if urn == ctx.urn.as_str() && !ctx.is_known(&id) {
                 return self.observe(&id);

@@ -75,3 +75,49 @@ fn a_wrong_passphrase_is_refused_and_nothing_is_written() {
     p.deploy().ok();
     assert_eq!(p.things().len(), 3);
 }
+
+#[test]
+fn a_provider_error_that_quotes_a_secret_shows_it_redacted_everywhere() {
+    let mut p = project();
+    p.set_env("CAIRN_PASSPHRASE", "pass-1");
+    p.set_env("CAIRN_TEST_FAIL", "vault");
+    p.set_env("RUST_LOG", "cairn=debug");
+    let r = p.deploy().code(1);
+    assert!(r.stdout.contains("injected failure in create of vault"), "{}", r.stdout);
+    assert!(r.stdout.contains("[secret]"), "{}", r.stdout);
+    assert!(!r.stdout.contains(SECRET) && !r.stderr.contains(SECRET), "{}\n{}", r.stdout, r.stderr);
+    // The failed create's pending record stays, encrypted: its identity holds the value.
+    let state = p.state();
+    let pending = &state["pending"]["test-dev/test:Thing/vault"];
+    assert!(pending["identity"].to_string().contains("$ciphertext"), "{pending}");
+    assert_no_secret_in(&p.state_dir());
+}
+
+#[test]
+fn secrecy_is_per_output_so_a_secret_input_hides_only_what_holds_it() {
+    let mut p = project();
+    p.set_env("CAIRN_PASSPHRASE", "pass-1");
+    p.deploy().ok();
+    let r = p.run(&["state", "show", "--env", "dev", "test-dev/test:Thing/vault"]).ok();
+    // The value is secret; the token (made from the id) and the length are not.
+    assert!(r.stdout.contains("\"value\": \"[secret]\""), "{}", r.stdout);
+    assert!(r.stdout.contains("\"token\": \"tok-"), "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("\"length\": {}", SECRET.len())), "{}", r.stdout);
+}
+
+#[test]
+fn a_kill_during_a_secret_create_leaves_no_plaintext_behind() {
+    let mut p = project();
+    p.set_env("CAIRN_PASSPHRASE", "pass-1");
+    p.set_env("CAIRN_TEST_LATENCY_MS", "3000");
+    let mut child = p.spawn(&["deploy", "--env", "dev", "--yes"]);
+    crate::support::wait_until(std::time::Duration::from_secs(30), "the pending record of the secret's create", || {
+        std::fs::read_to_string(p.state_dir().join("journal.jsonl")).is_ok_and(|j| j.contains("test:Thing/vault"))
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_no_secret_in(&p.state_dir());
+    p.set_env("CAIRN_TEST_LATENCY_MS", "0");
+    p.deploy().ok();
+    p.assert_world_matches_state();
+}
