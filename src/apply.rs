@@ -237,7 +237,20 @@ impl Engine {
         state: &StackState,
         desired: Option<&Desired>,
     ) -> Result<usize, String> {
-        self.recover_all(session, state, desired).await.map_err(|e| {
+        let (_never, cancel) = watch::channel(false);
+        self.recover_until(session, state, desired, &cancel).await
+    }
+
+    /// Like [`Engine::recover`], stopping between two operations when `cancel` turns true
+    /// (each one reconciled so far is saved; the rest wait for the next run).
+    pub async fn recover_until(
+        &self,
+        session: &dyn StateSession,
+        state: &StackState,
+        desired: Option<&Desired>,
+        cancel: &watch::Receiver<bool>,
+    ) -> Result<usize, String> {
+        self.recover_all(session, state, desired, cancel).await.map_err(|e| {
             let mut secrets = state_secrets(state);
             for r in desired.iter().flat_map(|d| d.resources.values()) {
                 secrets.add(&r.inputs);
@@ -251,9 +264,16 @@ impl Engine {
         session: &dyn StateSession,
         state: &StackState,
         desired: Option<&Desired>,
+        cancel: &watch::Receiver<bool>,
     ) -> Result<usize, String> {
         let mut n = 0;
         for op in state.pending.values() {
+            if *cancel.borrow() {
+                return Err(format!(
+                    "interrupted after reconciling {n} of {} operations; the next run reconciles the rest",
+                    state.pending.len()
+                ));
+            }
             // Every copy state holds under this URN carries its label: `find` must not
             // mistake the copy being replaced for the replacement.
             let known: Vec<String> = [state.resources.get(&op.urn), state.retired.get(&op.urn)]
@@ -944,6 +964,19 @@ pub struct Drift {
 impl Engine {
     /// Reads every resource back (in parallel, bounded) and reports what differs from state.
     pub async fn refresh(&self, state: &StackState) -> Result<Vec<Drift>, String> {
+        let (_never, cancel) = watch::channel(false);
+        self.refresh_until(state, cancel).await
+    }
+
+    /// Like [`Engine::refresh`], giving up (having changed nothing) when `cancel` turns true.
+    pub async fn refresh_until(&self, state: &StackState, cancel: watch::Receiver<bool>) -> Result<Vec<Drift>, String> {
+        tokio::select! {
+            r = self.read_all(state) => r,
+            () = crate::interrupt::until_true(cancel) => Err("interrupted while reading resources back; nothing was recorded".into()),
+        }
+    }
+
+    async fn read_all(&self, state: &StackState) -> Result<Vec<Drift>, String> {
         let mut drifts = Vec::new();
         let mut reads = futures_util::stream::iter(state.resources.values().map(|r| async move {
             let provider = self.provider(&r.type_token)?;

@@ -12,6 +12,7 @@ pub mod apply;
 pub mod cli;
 pub mod config;
 pub mod graph;
+pub mod interrupt;
 pub mod plan;
 pub mod provider;
 pub mod providers;

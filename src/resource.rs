@@ -4,7 +4,6 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use serde::ser::{Serialize, Serializer};
-use serde::Deserialize;
 use serde_json::Value;
 
 use crate::urn::Urn;
@@ -123,8 +122,10 @@ impl<T> Serialize for Output<T> {
 }
 
 /// A value that must never be shown: rendered and previewed as `[secret]`, encrypted at rest.
-#[derive(Clone, PartialEq, Eq, Default, Deserialize)]
-#[serde(transparent)]
+///
+/// In a config file a secret names its source instead of holding its value (see
+/// [`crate::config`]): `{ env = "VARIABLE" }`, `{ file = "path" }` or `{ ciphertext = "..." }`.
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct Secret<T>(T);
 
 impl<T> Secret<T> {

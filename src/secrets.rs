@@ -33,6 +33,12 @@ pub enum SecretsError {
     EmptyFile(PathBuf),
     #[error("a secret in state ({0}) cannot be decrypted: the state is damaged or was encrypted under another key")]
     Damaged(String),
+    #[error(
+        "this ciphertext cannot be opened with the passphrase given: the passphrase is wrong, or the value was damaged"
+    )]
+    WrongForConfig,
+    #[error("a `ciphertext` must be what `cairn config set --secret` wrote (`cairn1:<salt>:<data>`)")]
+    NotCiphertext,
 }
 
 /// Where the passphrase comes from: the file if one is given, else `CAIRN_PASSPHRASE`.
@@ -109,6 +115,34 @@ impl SecretBox {
         self.cipher.decrypt(XNonce::from_slice(nonce), ct).ok()
     }
 
+    /// The key of config ciphertexts made with `salt` (base64), from the passphrase.
+    pub fn for_config(passphrase: &Secret<String>, salt: &str) -> Result<SecretBox, SecretsError> {
+        let salt = B64.decode(salt).map_err(|_| SecretsError::Damaged("a config ciphertext's salt".into()))?;
+        Ok(SecretBox { cipher: derive(passphrase, &salt) })
+    }
+
+    /// A config ciphertext of `plain`, with a new salt, or with `salt` (base64) when the
+    /// file's other secrets use one, so that a load derives one key: `cairn1:<salt>:<sealed>`.
+    pub fn seal_config(passphrase: &Secret<String>, salt: Option<&str>, plain: &str) -> Result<String, SecretsError> {
+        let salt = match salt {
+            Some(s) => s.to_string(),
+            None => {
+                let mut salt = [0u8; 16];
+                getrandom::getrandom(&mut salt).expect("the operating system's random source failed");
+                B64.encode(salt)
+            }
+        };
+        let b = SecretBox::for_config(passphrase, &salt)?;
+        Ok(format!("{CONFIG_CIPHERTEXT}:{salt}:{}", b.seal(plain.as_bytes())))
+    }
+
+    /// The text a config ciphertext holds.
+    pub fn open_config(&self, text: &str) -> Result<Secret<String>, SecretsError> {
+        let (_, sealed) = parse_config_ciphertext(text)?;
+        let plain = self.unseal(sealed).ok_or(SecretsError::WrongForConfig)?;
+        String::from_utf8(plain).map(Secret::new).map_err(|_| SecretsError::Damaged("a config ciphertext".into()))
+    }
+
     /// `{"$secret": v}` → `{"$ciphertext": ...}`, everywhere inside `v`.
     pub fn encrypt(&self, v: &Value) -> Value {
         if let Some(inner) = value::marker(v, SECRET) {
@@ -150,6 +184,20 @@ impl SecretBox {
     }
 }
 
+/// What a config ciphertext starts with: the format's version.
+pub const CONFIG_CIPHERTEXT: &str = "cairn1";
+
+/// The (salt, sealed) parts of a config ciphertext.
+pub fn parse_config_ciphertext(text: &str) -> Result<(&str, &str), SecretsError> {
+    let mut parts = text.splitn(3, ':');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(CONFIG_CIPHERTEXT), Some(salt), Some(sealed)) if !salt.is_empty() && !sealed.is_empty() => {
+            Ok((salt, sealed))
+        }
+        _ => Err(SecretsError::NotCiphertext),
+    }
+}
+
 /// Whether a state read from a backend holds any encrypted value.
 pub fn state_has_ciphertext(state: &StackState) -> bool {
     state
@@ -181,6 +229,22 @@ fn try_map_children<E>(v: &Value, f: impl Fn(&Value) -> Result<Value, E>) -> Res
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn config_ciphertexts_round_trip_and_share_a_salt() {
+        let pass = Secret::new("correct horse".to_string());
+        let first = SecretBox::seal_config(&pass, None, "hunter2").unwrap();
+        assert!(first.starts_with("cairn1:") && !first.contains("hunter2"));
+        let (salt, _) = parse_config_ciphertext(&first).unwrap();
+        let second = SecretBox::seal_config(&pass, Some(salt), "swordfish").unwrap();
+        assert_eq!(parse_config_ciphertext(&second).unwrap().0, salt);
+        let b = SecretBox::for_config(&pass, salt).unwrap();
+        assert_eq!(b.open_config(&first).unwrap().expose(), "hunter2");
+        assert_eq!(b.open_config(&second).unwrap().expose(), "swordfish");
+        let wrong = SecretBox::for_config(&Secret::new("nope".into()), salt).unwrap();
+        assert!(matches!(wrong.open_config(&first), Err(SecretsError::WrongForConfig)));
+        assert!(matches!(parse_config_ciphertext("hunter2"), Err(SecretsError::NotCiphertext)));
+    }
 
     #[test]
     fn round_trip_and_wrong_passphrase() {

@@ -451,7 +451,9 @@ mod secrets_tests {
 
     #[test]
     fn messages_lose_every_secret_they_quote() {
-        let s = Secrets::of(&json!({"a": secret(json!("hunter2")), "b": [secret(json!("pa\"ss"))], "n": secret(json!(4711))}));
+        let s = Secrets::of(
+            &json!({"a": secret(json!("hunter2")), "b": [secret(json!("pa\"ss"))], "n": secret(json!(4711))}),
+        );
         assert_eq!(s.scrub("login failed for hunter2 with hunter22"), "login failed for [secret] with [secret]2");
         assert_eq!(s.scrub(r#"body {"password":"pa\"ss"}"#), r#"body {"password":"[secret]"}"#);
         assert_eq!(s.scrub("port 4711 refused"), "port [secret] refused");
@@ -463,7 +465,8 @@ mod secrets_tests {
     #[test]
     fn what_holds_a_secret_is_tainted_and_nothing_else() {
         let s = Secrets::of(&json!({"p": secret(json!("hunter2"))}));
-        let tainted = s.taint(json!({"id": "lt-1", "version": 3, "url": "https://u:hunter2@h", "list": ["x", "hunter2"]}));
+        let tainted =
+            s.taint(json!({"id": "lt-1", "version": 3, "url": "https://u:hunter2@h", "list": ["x", "hunter2"]}));
         assert_eq!(
             tainted,
             json!({"id": "lt-1", "version": 3, "url": secret(json!("https://u:hunter2@h")), "list": ["x", secret(json!("hunter2"))]})

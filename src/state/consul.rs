@@ -614,10 +614,20 @@ impl StateBackend for ConsulBackend {
         self.load().await
     }
 
-    async fn lock(&self, info: LockInfo, timeout: Option<Duration>) -> Result<Box<dyn StateSession>, StateError> {
+    async fn lock_until(
+        &self,
+        info: LockInfo,
+        timeout: Option<Duration>,
+        cancel: watch::Receiver<bool>,
+    ) -> Result<Box<dyn StateSession>, StateError> {
         let session = self.create_session(&info).await?;
-        if let Err(e) = self.acquire(&info, &session, timeout).await {
-            let _ = self.client.session_destroy(&session).await;
+        let acquired = tokio::select! {
+            acquired = self.acquire(&info, &session, timeout) => acquired,
+            () = crate::interrupt::until_true(cancel) => Err(StateError::Interrupted),
+        };
+        if let Err(e) = acquired {
+            // Destroying the session releases the lock too, if it was taken just now.
+            let _ = tokio::time::timeout(Duration::from_secs(5), self.client.session_destroy(&session)).await;
             return Err(e);
         }
         let (state, indexes) = match self.load_indexed().await {

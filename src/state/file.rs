@@ -17,7 +17,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -236,9 +236,27 @@ impl StateBackend for FileBackend {
         blocking(move || this.load().map(|l| l.state)).await
     }
 
-    async fn lock(&self, info: LockInfo, timeout: Option<Duration>) -> Result<Box<dyn StateSession>, StateError> {
+    async fn lock_until(
+        &self,
+        info: LockInfo,
+        timeout: Option<Duration>,
+        cancel: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<Box<dyn StateSession>, StateError> {
         let this = self.clone();
-        let session = blocking(move || this.lock_blocking(info, timeout)).await?;
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let flag = cancelled.clone();
+        let mut waiting = tokio::task::spawn_blocking(move || this.lock_blocking(info, timeout, &flag));
+        let session = tokio::select! {
+            done = &mut waiting => done,
+            () = crate::interrupt::until_true(cancel) => {
+                // The waiting thread sees the flag within one poll and gives up; a lock it
+                // took just before is released with the session it returns.
+                cancelled.store(true, Ordering::SeqCst);
+                let _ = waiting.await;
+                return Err(StateError::Interrupted);
+            }
+        };
+        let session = session.map_err(|e| StateError::Other(format!("state task failed: {e}")))??;
         Ok(Box::new(session))
     }
 
@@ -282,11 +300,19 @@ impl StateBackend for FileBackend {
 }
 
 impl FileBackend {
-    fn lock_blocking(&self, info: LockInfo, timeout: Option<Duration>) -> Result<FileSession, StateError> {
+    fn lock_blocking(
+        &self,
+        info: LockInfo,
+        timeout: Option<Duration>,
+        cancelled: &AtomicBool,
+    ) -> Result<FileSession, StateError> {
         let mut file = self.open_lock_file()?;
         let lock_path = self.dir.join(LOCK);
         let started = Instant::now();
         loop {
+            if cancelled.load(Ordering::SeqCst) {
+                return Err(StateError::Interrupted);
+            }
             match file.try_lock() {
                 Ok(()) => break,
                 Err(std::fs::TryLockError::WouldBlock) => {

@@ -8,6 +8,7 @@
 pub mod consul;
 pub mod file;
 pub mod lock;
+pub mod locked;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -184,6 +185,10 @@ pub enum StateError {
     Fenced(String),
     #[error("write conflict: {0}")]
     Conflict(String),
+    #[error("interrupted while waiting for the lock; nothing was changed")]
+    Interrupted,
+    #[error("stopped at once; operations in flight are left pending for the next run to reconcile")]
+    Forced,
     #[error("{0}")]
     Other(String),
 }
@@ -209,7 +214,18 @@ pub trait StateBackend: Send + Sync {
     /// was never deployed reads as empty.
     async fn read(&self) -> Result<StackState, StateError>;
     /// Takes the lock, waiting up to `timeout` for another holder to release it.
-    async fn lock(&self, info: LockInfo, timeout: Option<Duration>) -> Result<Box<dyn StateSession>, StateError>;
+    async fn lock(&self, info: LockInfo, timeout: Option<Duration>) -> Result<Box<dyn StateSession>, StateError> {
+        let (_never, cancel) = tokio::sync::watch::channel(false);
+        self.lock_until(info, timeout, cancel).await
+    }
+    /// Like [`StateBackend::lock`], giving up (with [`StateError::Interrupted`], having left
+    /// nothing behind) when `cancel` turns true. Most callers want [`locked::with_lock`].
+    async fn lock_until(
+        &self,
+        info: LockInfo,
+        timeout: Option<Duration>,
+        cancel: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<Box<dyn StateSession>, StateError>;
     /// The current lock holder, if any.
     async fn lock_holder(&self) -> Result<Option<LockInfo>, StateError>;
     /// Releases a lock left behind by a run that is gone, only when `lock_id` matches.

@@ -133,7 +133,10 @@ impl ThingProvider {
         }
         if (what == "create" || what == "update") && self.fail.contains(ctx.urn.name()) {
             // Like many APIs, the message quotes the request.
-            return Err(ProviderError::new(format!("injected failure in {what} of {} (request: {inputs})", ctx.urn.name())));
+            return Err(ProviderError::new(format!(
+                "injected failure in {what} of {} (request: {inputs})",
+                ctx.urn.name()
+            )));
         }
         Ok(())
     }
@@ -355,10 +358,8 @@ pub fn world_keyed(world: &Path) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for entry in fs::read_dir(world.join("keyed")).into_iter().flatten().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if let Ok(v) = fs::read_to_string(entry.path()).map(|t| serde_json::from_str::<Value>(&t)) {
-            if let Ok(v) = v {
-                out.push((name, v["urn"].as_str().unwrap_or_default().to_string()));
-            }
+        if let Ok(Ok(v)) = fs::read_to_string(entry.path()).map(|t| serde_json::from_str::<Value>(&t)) {
+            out.push((name, v["urn"].as_str().unwrap_or_default().to_string()));
         }
     }
     out.sort();

@@ -8,6 +8,7 @@
 //! key = "k1"         # the key of every thing (a change replaces them)
 //! secret = false     # add `vault`, whose value is the secret in CAIRN_TEST_SECRET
 //! protect = ["t0"]   # protected things
+//! keyring = { env = "X" }   # add `keyring`, whose value is this secret from the config
 //! ```
 
 use cairn::{interpolate, Options, Part, Secret, Stack};
@@ -28,6 +29,8 @@ struct Config {
     secret: bool,
     #[serde(default)]
     protect: Vec<String>,
+    #[serde(default)]
+    keyring: Option<Secret<String>>,
 }
 
 fn build(stack: &mut Stack, config: &Config) -> anyhow::Result<()> {
@@ -63,6 +66,9 @@ fn build(stack: &mut Stack, config: &Config) -> anyhow::Result<()> {
             std::env::var("CAIRN_TEST_SECRET").map_err(|_| anyhow::anyhow!("secret = true needs CAIRN_TEST_SECRET"))?;
         stack.add("vault", Thing { key: None, value: Secret::new(secret.clone()).into() });
         stack.export("password", Secret::new(secret));
+    }
+    if let Some(secret) = &config.keyring {
+        stack.add("keyring", Thing { key: None, value: secret.clone().into() });
     }
     stack.export("count", config.count as u64);
     Ok(())

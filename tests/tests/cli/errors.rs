@@ -88,11 +88,19 @@ fn without_a_terminal_deploy_needs_yes() {
 
 #[test]
 fn bad_flags_are_explained() {
+    // A usage error exits 64, never 2: `preview --detailed-exitcode` says "changes" with 2.
     let p = Project::new("value = \"v\"\n");
-    let r = p.run(&["deploy", "--env", "dev", "--parallel", "0"]).code(2);
+    let r = p.run(&["deploy", "--env", "dev", "--parallel", "0"]).code(64);
     assert!(r.stderr.contains("not a number of steps from 1 to 1024"), "{}", r.stderr);
-    let r = p.run(&["deploy", "--env", "dev", "--lock-timeout", "soon"]).code(2);
+    let r = p.run(&["deploy", "--env", "dev", "--lock-timeout", "soon"]).code(64);
     assert!(r.stderr.contains("is not a duration"), "{}", r.stderr);
+    let r = p.run(&["preview", "--env", "dev", "--detailed-exitcode", "--formt", "json"]).code(64);
+    assert!(r.stderr.contains("unexpected argument '--formt'"), "{}", r.stderr);
+    p.run(&["prevue", "--env", "dev"]).code(64);
+    p.run(&["preview"]).code(64);
+    let r = p.run(&["--help"]).ok();
+    assert!(r.stdout.contains("64 the command line is wrong"), "{}", r.stdout);
+    p.run(&["--version"]).ok();
     let r = p.run(&["preview", "--env", "dev", "--state", "s3://bucket"]).code(1);
     assert!(r.stderr.contains("state backend `s3://` is not supported"), "{}", r.stderr);
 }

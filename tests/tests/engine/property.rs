@@ -338,7 +338,7 @@ async fn check(world: &World, model: &Model, desired: &Desired, case: &str) {
 }
 
 fn succeeded(outcome: &Outcome, case: &str) {
-    for (urn, _, e) in &outcome.failed {
+    if let Some((urn, _, e)) = outcome.failed.first() {
         panic!("{case}: `{urn}` failed: {e}");
     }
     assert!(outcome.succeeded(), "{case}: the run did not finish: {outcome:?}");

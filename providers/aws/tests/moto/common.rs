@@ -14,5 +14,5 @@ pub fn urn(type_token: &str, name: &str) -> Urn {
 }
 
 pub fn ctx(urn: &Urn) -> Context<'_> {
-    Context { urn, stack: STACK }
+    Context::new(urn, STACK)
 }
