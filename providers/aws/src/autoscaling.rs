@@ -21,7 +21,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::client::{
-    all_tags, invalid, parse_arn, parse_inputs, tagged_for, validate_tags, AtUrn, Aws, AwsError, SdkResultExt, TAG_URN,
+    adoptable, all_tags, if_unrecorded, invalid, parse_arn, parse_inputs, tagged_for, validate_tags, AtUrn, Aws,
+    AwsError, SdkResultExt, TAG_URN,
 };
 
 const AUTOSCALING: &str = "AutoScaling";
@@ -682,7 +683,7 @@ impl Provider for AutoScalingGroupProvider {
             return Ok(None);
         };
         let (seen, urn) = Self::observed(&region, &g, identity);
-        Ok(tagged_for(ctx, urn.as_deref()).then_some(seen))
+        Ok(adoptable(ctx, &seen.id, urn.as_deref()).then_some(seen))
     }
 }
 
@@ -696,9 +697,8 @@ impl Provider for AutoScalingGroupProvider {
 /// first (a hook is known by its group and name only, so a replacement with the same ones
 /// must not be deleted after it was put); the rest changes in place (`PutLifecycleHook`).
 ///
-/// Give the group's name as a plain value with a dependency on the group
-/// ([`cairn::Options::depends_on`]) rather than as the group's `name` output: the outputs of
-/// a group being updated are unknown when planning, which would plan a replacement.
+/// Give it the group's `name` output: a group changed in place keeps its name (and ARN), so
+/// the plan of a group's update knows it and leaves the hook alone.
 #[derive(Debug, Clone, Serialize)]
 pub struct LifecycleHook {
     pub region: String,
@@ -969,7 +969,7 @@ impl Provider for LifecycleHookProvider {
         };
         let region = region_of(&self.aws, ctx, identity).await?;
         // Not taggable: a hook of this name on this group is the one this resource made.
-        self.observe(ctx, &region, group, name).await
+        Ok(if_unrecorded(ctx, self.observe(ctx, &region, group, name).await?))
     }
 }
 
@@ -978,8 +978,8 @@ impl Provider for LifecycleHookProvider {
 
 /// A target tracking scaling policy: Auto Scaling adjusts the group's desired capacity to keep
 /// a metric at `target_value`. Changing `region`, `auto_scaling_group_name` or `name` replaces
-/// it, deleting the old policy first (as for [`LifecycleHook`], which also says how best to
-/// name the group); the rest changes in place (`PutScalingPolicy`).
+/// it, deleting the old policy first (as for [`LifecycleHook`]); the rest changes in place
+/// (`PutScalingPolicy`).
 #[derive(Debug, Clone, Serialize)]
 pub struct ScalingPolicy {
     pub region: String,
@@ -1264,7 +1264,7 @@ impl Provider for ScalingPolicyProvider {
         };
         let region = region_of(&self.aws, ctx, identity).await?;
         // Not taggable: a policy of this name on this group is the one this resource made.
-        self.observe(ctx, &region, group, name).await
+        Ok(if_unrecorded(ctx, self.observe(ctx, &region, group, name).await?))
     }
 }
 

@@ -22,7 +22,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_ecr::config::http::HttpResponse;
 use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
-use cairn::provider::{Context, ProviderError};
+use cairn::provider::{Context, Observed, ProviderError};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
@@ -366,10 +366,53 @@ pub(crate) fn tagged_for(ctx: Context<'_>, urn_tag: Option<&str>) -> bool {
     urn_tag == Some(ctx.urn.as_str())
 }
 
-/// What `observe` read back (the resource and its `cairn:urn` tag), if it was made for the
-/// resource `ctx` names (see [`tagged_for`]).
-pub(crate) fn if_tagged_for<T>(ctx: Context<'_>, observed: Option<(T, Option<String>)>) -> Option<T> {
-    observed.filter(|(_, urn)| tagged_for(ctx, urn.as_deref())).map(|(seen, _)| seen)
+/// Whether the resource `id` may be what `find` looks for: a resource whose creation was not
+/// recorded, so none of the copies of this resource that state already holds
+/// ([`Context::is_known`]: the copy being replaced, an older replaced one). A replacement
+/// carries the same `cairn:urn` tag as the copy it replaces, and often the same identity (a
+/// name, a key): without this, recovery would take the old copy for the new one, and leave
+/// the new one behind as an orphan. Every `find` applies it to every candidate, tagged or not.
+pub(crate) fn unrecorded(ctx: Context<'_>, id: &str) -> bool {
+    !ctx.is_known(id)
+}
+
+/// Whether `find` adopts the resource `id`, read back with this `cairn:urn` tag value: made
+/// for the resource `ctx` names ([`tagged_for`]) and not a copy state holds ([`unrecorded`]).
+pub(crate) fn adoptable(ctx: Context<'_>, id: &str, urn_tag: Option<&str>) -> bool {
+    tagged_for(ctx, urn_tag) && unrecorded(ctx, id)
+}
+
+/// What `observe` read back (the resource and its `cairn:urn` tag), if `find` adopts it (see
+/// [`adoptable`]).
+pub(crate) fn if_tagged_for(ctx: Context<'_>, observed: Option<(Observed, Option<String>)>) -> Option<Observed> {
+    observed.filter(|(seen, urn)| adoptable(ctx, &seen.id, urn.as_deref())).map(|(seen, _)| seen)
+}
+
+/// A resource that cannot be tagged, found by what identifies it, unless it is a copy state
+/// already holds (see [`unrecorded`]).
+pub(crate) fn if_unrecorded(ctx: Context<'_>, observed: Option<Observed>) -> Option<Observed> {
+    observed.filter(|seen| unrecorded(ctx, &seen.id))
+}
+
+/// The first of `ids` (candidates, e.g. found by their `cairn:urn` tag) that `find` adopts:
+/// `observe` gives the resource and its `cairn:urn` tag, or `None` when it is gone or not what
+/// `find` looks for. A copy that state already holds is passed over (without reading it), and
+/// the search goes on (see [`adoptable`]).
+pub(crate) async fn first_tagged_for<'i, F, Fut>(
+    ctx: Context<'_>,
+    ids: impl IntoIterator<Item = &'i str>,
+    mut observe: F,
+) -> Result<Option<Observed>, ProviderError>
+where
+    F: FnMut(&'i str) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<(Observed, Option<String>)>, ProviderError>>,
+{
+    for id in ids.into_iter().filter(|id| unrecorded(ctx, id)) {
+        if let Some(seen) = if_tagged_for(ctx, observe(id).await?) {
+            return Ok(Some(seen));
+        }
+    }
+    Ok(None)
 }
 
 /// A provider error about the resource's inputs or id, naming the resource.
@@ -482,6 +525,55 @@ mod tests {
         let prior = r#"{"a": 1,  "b": [2]}"#;
         assert_eq!(same_json_or(r#"{"b":[2],"a":1}"#.into(), Some(prior)), prior);
         assert_eq!(same_json_or(r#"{"a":2}"#.into(), Some(prior)), r#"{"a":2}"#);
+    }
+
+    fn seen(id: &str) -> Observed {
+        Observed { id: id.into(), inputs: Value::Null, outputs: Value::Null }
+    }
+
+    #[test]
+    fn find_adopts_only_what_was_made_for_the_resource_and_state_does_not_hold() {
+        let urn = cairn::Urn::from("s/aws:ec2:Subnet/a");
+        let known = vec!["subnet-old".to_string()];
+        let ctx = Context::new(&urn, "s").knowing(&known);
+        let tag = Some(urn.as_str());
+        assert!(adoptable(ctx, "subnet-new", tag));
+        assert!(!adoptable(ctx, "subnet-old", tag), "the copy being replaced carries the same tag");
+        assert!(!adoptable(ctx, "subnet-new", Some("s/aws:ec2:Subnet/b")));
+        assert!(!adoptable(ctx, "subnet-new", None));
+        assert_eq!(if_tagged_for(ctx, Some((seen("subnet-old"), tag.map(str::to_string)))), None);
+        assert_eq!(if_tagged_for(ctx, Some((seen("subnet-new"), tag.map(str::to_string)))), Some(seen("subnet-new")));
+        // Found by identity (not taggable): anything but a copy state holds.
+        assert_eq!(if_unrecorded(ctx, Some(seen("subnet-old"))), None);
+        assert_eq!(if_unrecorded(ctx, Some(seen("subnet-new"))), Some(seen("subnet-new")));
+        // A context that knows nothing (a first create) passes everything made for it.
+        assert!(adoptable(Context::new(&urn, "s"), "subnet-old", tag));
+    }
+
+    #[tokio::test]
+    async fn the_search_passes_over_known_copies_without_reading_them_and_goes_on() {
+        let urn = cairn::Urn::from("s/aws:ec2:Vpc/main");
+        let known = vec!["vpc-1".to_string(), "vpc-2".to_string()];
+        let ctx = Context::new(&urn, "s").knowing(&known);
+        let read = std::sync::Mutex::new(Vec::new());
+        let tagged = |id: &str| {
+            read.lock().unwrap().push(id.to_string());
+            let urn = if id == "vpc-3" { "s/aws:ec2:Vpc/other" } else { urn.as_str() };
+            Some((seen(id), Some(urn.to_string())))
+        };
+        let found = first_tagged_for(ctx, ["vpc-1", "vpc-2", "vpc-3", "vpc-4", "vpc-5"], |id| {
+            let r = tagged(id);
+            async move { Ok(r) }
+        })
+        .await
+        .unwrap();
+        assert_eq!(found, Some(seen("vpc-4")));
+        assert_eq!(*read.lock().unwrap(), ["vpc-3", "vpc-4"]);
+        let none = first_tagged_for(ctx, ["vpc-1", "vpc-2"], |id| {
+            let r = tagged(id);
+            async move { Ok(r) }
+        });
+        assert_eq!(none.await.unwrap(), None);
     }
 
     #[test]

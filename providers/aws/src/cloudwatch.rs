@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::client::{
-    all_tags, found, gone_ok, invalid, parse_arn, parse_inputs, same_json_or, tagged_for, user_tags, validate_json,
-    validate_tags, AtUrn, Aws, AwsError, SdkResultExt, TAG_URN,
+    adoptable, all_tags, found, gone_ok, if_unrecorded, invalid, parse_arn, parse_inputs, same_json_or, tagged_for,
+    user_tags, validate_json, validate_tags, AtUrn, Aws, AwsError, SdkResultExt, TAG_URN,
 };
 
 const CLOUDWATCH: &str = "CloudWatch";
@@ -508,7 +508,7 @@ impl Provider for MetricAlarmProvider {
         Ok(self
             .observe(ctx, &region, &name, &Value::Null)
             .await?
-            .filter(|(_, tags)| tagged_for(ctx, tags.get(TAG_URN).map(String::as_str)))
+            .filter(|(seen, tags)| adoptable(ctx, &seen.id, tags.get(TAG_URN).map(String::as_str)))
             .map(|(seen, _)| seen))
     }
 }
@@ -707,7 +707,7 @@ impl Provider for DashboardProvider {
             return Ok(None);
         };
         let region = self.region(ctx, identity).await?;
-        self.observe(ctx, &region, name, None).await
+        Ok(if_unrecorded(ctx, self.observe(ctx, &region, name, None).await?))
     }
 }
 

@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::client::{
-    all_tags, build_error, found, gone_ok, if_tagged_for, invalid, parse_arn, parse_inputs, same_json_or, user_tags,
-    validate_json, validate_tags, AtUrn, Aws, AwsError, SdkResultExt, TAG_URN,
+    all_tags, build_error, found, gone_ok, if_tagged_for, if_unrecorded, invalid, parse_arn, parse_inputs,
+    same_json_or, user_tags, validate_json, validate_tags, AtUrn, Aws, AwsError, SdkResultExt, TAG_URN,
 };
 
 const ECR: &str = "ECR";
@@ -780,7 +780,7 @@ impl Provider for ReplicationConfigurationProvider {
             return Ok(None);
         };
         // Not taggable: it is ours if it is exactly what this resource would have written.
-        Ok((seen.inputs.get("rules") == identity.get("rules")).then_some(seen))
+        Ok(if_unrecorded(ctx, (seen.inputs.get("rules") == identity.get("rules")).then_some(seen)))
     }
 }
 

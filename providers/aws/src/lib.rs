@@ -32,7 +32,13 @@
 //!   standard retries with bounded attempts, and time limits per operation and attempt.
 //! - Every taggable resource is tagged `cairn:stack` and `cairn:urn`; `find` adopts a
 //!   resource only if its `cairn:urn` tag names the resource being recovered (resources that
-//!   cannot be tagged are found by their unique name or identity instead).
+//!   cannot be tagged are found by their unique name or identity instead), and never one of
+//!   the copies state already holds (`Context::known`: a replacement carries the same tag as
+//!   the copy it replaces). Both are decided in `client.rs` (`tagged_for`, `unrecorded`).
+//! - `UPDATABLE_OUTPUTS` lists what an in-place update may change (a launch template's
+//!   `latest_version`, a route table association's `association_id`, what a lookup finds);
+//!   every other output (ids, ARNs, names) keeps its value, so dependents of an updated
+//!   resource plan exactly.
 //! - Every resource has a `region` input; ids are ARNs where AWS has them, so a resource is
 //!   read back (and imported) from its id alone.
 //! - `read` reports the inputs as AWS has them, so `cairn refresh` shows drift; `None` when
@@ -122,6 +128,103 @@ pub fn add_to(registry: cairn::provider::Registry, aws: &Aws) -> cairn::provider
 
 #[cfg(test)]
 mod tests {
+    use cairn::Resource;
+
+    /// Every type of this crate: its token, its `UPDATABLE_OUTPUTS`, and the output paths its
+    /// typed outputs (`Resource::outputs`) name.
+    fn types() -> Vec<(&'static str, &'static [&'static str], Vec<String>)> {
+        // `Resource::outputs` only names paths on the handle it is given: any declared
+        // resource's handle will do to build every type's typed outputs.
+        let mut stack = cairn::Stack::new("check", "test");
+        let handle = stack.add("x", super::sns::Topic::new("x", "us-east-1")).handle;
+        // The paths in the typed outputs' `Debug` (`Output(<urn>#<path>)`, the only view of
+        // every field there is).
+        let paths = |debug: String| -> Vec<String> {
+            debug
+                .split("Output(")
+                .skip(1)
+                .filter_map(|s| Some(s.split(')').next()?.split_once('#')?.1.into()))
+                .collect()
+        };
+        macro_rules! types {
+            ($($t:ty),* $(,)?) => {
+                vec![$((
+                    <$t as Resource>::TYPE,
+                    <$t as Resource>::UPDATABLE_OUTPUTS,
+                    paths(format!("{:?}", <$t as Resource>::outputs(&handle))),
+                )),*]
+            };
+        }
+        use super::{autoscaling, cloudwatch, ec2, ecr, logs, route53, sns};
+        types![
+            autoscaling::AutoScalingGroup,
+            autoscaling::LifecycleHook,
+            autoscaling::ScalingPolicy,
+            cloudwatch::Dashboard,
+            cloudwatch::MetricAlarm,
+            ec2::AmiLookup,
+            ec2::InternetGateway,
+            ec2::KeyPair,
+            ec2::LaunchTemplate,
+            ec2::Route,
+            ec2::RouteTable,
+            ec2::RouteTableAssociation,
+            ec2::SecurityGroup,
+            ec2::SecurityGroupEgressRule,
+            ec2::SecurityGroupIngressRule,
+            ec2::Subnet,
+            ec2::Vpc,
+            ec2::VpcEndpoint,
+            ecr::ReplicationConfiguration,
+            ecr::Repository,
+            logs::LogGroup,
+            logs::MetricFilter,
+            route53::HealthCheck,
+            route53::HostedZone,
+            route53::HostedZoneLookup,
+            route53::RecordSet,
+            sns::Subscription,
+            sns::Topic,
+        ]
+    }
+
+    #[test]
+    fn updatable_outputs_name_real_outputs_of_every_type() {
+        let types = types();
+        let registry = super::registry(&super::Aws::default());
+        let tokens: Vec<&str> = types.iter().map(|(t, _, _)| *t).collect();
+        assert_eq!(tokens, registry.types().collect::<Vec<_>>(), "the list above is every type of the registry");
+        let vpc = types.iter().find(|(t, _, _)| *t == "aws:ec2:Vpc").unwrap();
+        assert_eq!(vpc.2, ["id", "cidr_block", "default_security_group_id", "main_route_table_id"], "paths are read");
+        // `a` is `b`, or lies inside it, or holds it (dotted paths).
+        let related = |a: &str, b: &str| {
+            a == b
+                || a.strip_prefix(b).is_some_and(|r| r.starts_with('.'))
+                || b.strip_prefix(a).is_some_and(|r| r.starts_with('.'))
+        };
+        for (token, updatable, outputs) in &types {
+            assert!(!outputs.is_empty(), "{token}: no typed outputs were read");
+            for u in *updatable {
+                assert!(
+                    outputs.iter().any(|o| related(u, o)),
+                    "{token}: `UPDATABLE_OUTPUTS` names `{u}`, not one of {outputs:?}"
+                );
+            }
+        }
+        // What an update changes, type by type (everything else is kept: ids, ARNs, names).
+        let declared: Vec<(&str, &[&str])> =
+            types.iter().filter(|(_, u, _)| !u.is_empty()).map(|(t, u, _)| (*t, *u)).collect();
+        assert_eq!(
+            declared,
+            [
+                ("aws:ec2:AmiLookup", &["image_id", "name", "creation_date"][..]),
+                ("aws:ec2:LaunchTemplate", &["latest_version"][..]),
+                ("aws:ec2:RouteTableAssociation", &["association_id"][..]),
+                ("aws:route53:HostedZoneLookup", &["zone_id"][..]),
+            ]
+        );
+    }
+
     #[test]
     fn the_registry_has_every_provider() {
         let registry = super::registry(&super::Aws::default());

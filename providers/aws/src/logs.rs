@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::client::{
-    all_tags, build_error, found, gone_ok, if_tagged_for, invalid, parse_arn, parse_inputs, user_tags, validate_tags,
-    AtUrn, Aws, SdkResultExt, TAG_URN,
+    all_tags, build_error, found, gone_ok, if_tagged_for, if_unrecorded, invalid, parse_arn, parse_inputs, user_tags,
+    validate_tags, AtUrn, Aws, SdkResultExt, TAG_URN,
 };
 
 const LOGS: &str = "CloudWatchLogs";
@@ -613,7 +613,7 @@ impl Provider for MetricFilterProvider {
         };
         let region =
             self.aws.region(identity.get("region").and_then(Value::as_str)).await.map_err(|e| invalid(ctx, e))?;
-        self.observe(ctx, &region, group, name).await
+        Ok(if_unrecorded(ctx, self.observe(ctx, &region, group, name).await?))
     }
 }
 

@@ -40,8 +40,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::client::{
-    all_tags, build_error, found, gone_ok, invalid, parse_inputs, tagged_for, user_tags, validate_tags, AtUrn, Aws,
-    AwsError, SdkResultExt, TAG_URN,
+    all_tags, build_error, found, gone_ok, if_unrecorded, invalid, parse_inputs, tagged_for, unrecorded, user_tags,
+    validate_tags, AtUrn, Aws, AwsError, SdkResultExt, TAG_URN,
 };
 use crate::cloudwatch::same_set_or;
 
@@ -593,7 +593,8 @@ impl Provider for HostedZoneProvider {
 
     /// A zone of this name (and VPC) tagged with this URN, or untagged but created for it
     /// (its caller reference starts with this URN's prefix): a create that crashed before
-    /// the tagging.
+    /// the tagging. Never a zone that state already holds: zones may share a name, so the
+    /// zone being replaced can have the very name of its replacement.
     async fn find(&self, ctx: Context<'_>, identity: &Value) -> Result<Option<Observed>, ProviderError> {
         let Some(name) = identity.get("name").and_then(Value::as_str) else {
             return Ok(None);
@@ -613,11 +614,11 @@ impl Provider for HostedZoneProvider {
                     continue;
                 }
             }
-            let ours = match seen.tags.get(TAG_URN) {
+            let made_for = match seen.tags.get(TAG_URN) {
                 Some(urn) => tagged_for(ctx, Some(urn)),
                 None => seen.caller_reference.starts_with(&prefix),
             };
-            if ours {
+            if made_for && unrecorded(ctx, &seen.observed.id) {
                 return Ok(Some(seen.observed));
             }
         }
@@ -655,6 +656,8 @@ pub struct HostedZoneLookupOutputs {
 impl Resource for HostedZoneLookup {
     const TYPE: &'static str = "aws:route53:HostedZoneLookup";
     const REPLACE_ON_CHANGE: &'static [&'static str] = &["name", "private_zone"];
+    // `update` looks the zone up again: one made anew under the name has a new id (unplanned: every input replaces).
+    const UPDATABLE_OUTPUTS: &'static [&'static str] = &["zone_id"];
     type Outputs = HostedZoneLookupOutputs;
     fn outputs(h: &Handle) -> HostedZoneLookupOutputs {
         HostedZoneLookupOutputs { zone_id: h.output("zone_id"), name: h.output("name") }
@@ -776,7 +779,7 @@ impl Provider for HostedZoneLookupProvider {
 
     async fn find(&self, ctx: Context<'_>, identity: &Value) -> Result<Option<Observed>, ProviderError> {
         match LookupArgs::parse(identity) {
-            Ok(args) => self.lookup(ctx, &args).await,
+            Ok(args) => Ok(if_unrecorded(ctx, self.lookup(ctx, &args).await?)),
             Err(_) => Ok(None),
         }
     }
@@ -1274,7 +1277,7 @@ impl Provider for RecordSetProvider {
             record_type: ty.to_string(),
             set_identifier: identity.get("set_identifier").and_then(Value::as_str).map(str::to_string),
         };
-        self.observe(ctx, &key, identity).await
+        Ok(if_unrecorded(ctx, self.observe(ctx, &key, identity).await?))
     }
 }
 
@@ -1563,8 +1566,9 @@ impl Provider for HealthCheckProvider {
                 let same = ["type", "fqdn", "ip_address", "port", "request_interval"]
                     .iter()
                     .all(|k| identity.get(*k).unwrap_or(&Value::Null) == &seen.inputs[*k]);
-                let ours = tags.get(TAG_URN).is_none_or(|u| u == ctx.urn.as_str());
-                if same && ours {
+                // Untagged: a create that crashed before the tagging (the prefix says for whom).
+                let made_for = tags.get(TAG_URN).is_none_or(|u| tagged_for(ctx, Some(u)));
+                if same && made_for && unrecorded(ctx, &seen.id) {
                     return Ok(Some(seen));
                 }
             }

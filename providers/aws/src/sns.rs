@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::client::{
-    all_tags, build_error, found, gone_ok, if_tagged_for, invalid, parse_arn, parse_inputs, tagged_for, user_tags,
-    validate_tags, AtUrn, Aws, AwsError, SdkResultExt, TAG_URN,
+    all_tags, build_error, found, gone_ok, if_tagged_for, if_unrecorded, invalid, parse_arn, parse_inputs, tagged_for,
+    user_tags, validate_tags, AtUrn, Aws, AwsError, SdkResultExt, TAG_URN,
 };
 
 const SNS: &str = "SNS";
@@ -487,7 +487,9 @@ impl Provider for SubscriptionProvider {
             for s in page.subscriptions() {
                 if s.protocol() == Some(args.protocol.as_str()) && s.endpoint() == Some(args.endpoint.as_str()) {
                     if let Some(arn) = s.subscription_arn().filter(|a| parse_arn(a).is_some()) {
-                        return self.observe(ctx, arn).await;
+                        if let Some(seen) = if_unrecorded(ctx, self.observe(ctx, arn).await?) {
+                            return Ok(Some(seen));
+                        }
                     }
                 }
             }

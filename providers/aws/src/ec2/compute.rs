@@ -22,7 +22,8 @@ use serde_json::{json, Value};
 
 use super::{base64_decode, base64_encode, filter, sync_tags, tag_map, tag_spec, urn_filter, EC2};
 use crate::client::{
-    found, gone_ok, invalid, parse_inputs, tagged_for, user_tags, validate_tags, AtUrn, Aws, SdkResultExt, TAG_URN,
+    first_tagged_for, found, gone_ok, if_tagged_for, if_unrecorded, invalid, parse_inputs, tagged_for, user_tags,
+    validate_tags, AtUrn, Aws, SdkResultExt, TAG_URN,
 };
 
 /// The region of a resource: its `region` input, or the configured default (imports).
@@ -203,6 +204,11 @@ impl Provider for KeyPairProvider {
         KeyPair::TYPE
     }
 
+    /// Where `find` looks: the key pair's region (it is found by its `cairn:urn` tag there).
+    fn identity(&self, inputs: &Value) -> Value {
+        json!({"region": inputs.get("region")})
+    }
+
     async fn create(&self, ctx: Context<'_>, inputs: &Value) -> Result<Created, ProviderError> {
         let args = KeyPairArgs::parse(inputs).map_err(|e| invalid(ctx, e))?;
         let region = self.aws.region(args.region.as_deref()).await.map_err(|e| invalid(ctx, e))?;
@@ -287,7 +293,7 @@ impl Provider for KeyPairProvider {
     async fn find(&self, ctx: Context<'_>, identity: &Value) -> Result<Option<Observed>, ProviderError> {
         let region = region_of(&self.aws, ctx, identity).await?;
         let keys = self.describe(ctx, &region, None, Some(urn_filter(ctx))).await?;
-        Ok(keys.first().map(|k| Self::observed(&region, k, identity).0))
+        Ok(keys.iter().find_map(|k| if_tagged_for(ctx, Some(Self::observed(&region, k, identity)))))
     }
 }
 
@@ -379,6 +385,8 @@ impl Resource for LaunchTemplate {
     const TYPE: &'static str = "aws:ec2:LaunchTemplate";
     const REPLACE_ON_CHANGE: &'static [&'static str] = &["name", "region"];
     const DELETE_BEFORE_REPLACE: bool = true;
+    // A change of anything but the tags makes a new default version.
+    const UPDATABLE_OUTPUTS: &'static [&'static str] = &["latest_version"];
     type Outputs = LaunchTemplateOutputs;
     fn outputs(h: &Handle) -> LaunchTemplateOutputs {
         LaunchTemplateOutputs { id: h.output("id"), latest_version: h.output("latest_version") }
@@ -478,6 +486,13 @@ impl TemplateArgs {
     }
 }
 
+/// How a launch template is looked up: by its id (`lt-…`) or by its name.
+#[derive(Debug, Clone, Copy)]
+enum TemplateRef<'a> {
+    Id(&'a str),
+    Name(&'a str),
+}
+
 /// The provider of [`LaunchTemplate`]. Its id is the template id (`lt-…`).
 #[derive(Debug, Clone)]
 pub struct LaunchTemplateProvider {
@@ -558,25 +573,20 @@ impl LaunchTemplateProvider {
             })
     }
 
-    /// The template (by id, or by the `cairn:urn` filter, or by name), its default version's
-    /// data as inputs, outputs, and its `cairn:urn` tag.
+    /// The template (by id or by name), its default version's data as inputs, outputs, and
+    /// its `cairn:urn` tag.
     async fn observe(
         &self,
         ctx: Context<'_>,
         region: &str,
-        by_id: Option<&str>,
-        by_name: Option<&str>,
+        by: TemplateRef<'_>,
         prior: &Value,
     ) -> Result<Option<(Observed, Option<String>)>, ProviderError> {
         let ec2 = self.aws.ec2(region).await;
-        let mut call = ec2.describe_launch_templates();
-        if let Some(id) = by_id {
-            call = call.launch_template_ids(id);
-        } else if let Some(name) = by_name {
-            call = call.launch_template_names(name);
-        } else {
-            call = call.filters(urn_filter(ctx));
-        }
+        let call = match by {
+            TemplateRef::Id(id) => ec2.describe_launch_templates().launch_template_ids(id),
+            TemplateRef::Name(name) => ec2.describe_launch_templates().launch_template_names(name),
+        };
         let not_found = &["InvalidLaunchTemplateId.NotFound", "InvalidLaunchTemplateName.NotFoundException"];
         let Some(out) = found(call.send().await.op(EC2, "DescribeLaunchTemplates"), not_found).at(ctx)? else {
             return Ok(None);
@@ -703,12 +713,17 @@ impl Provider for LaunchTemplateProvider {
         LaunchTemplate::TYPE
     }
 
+    /// Where `find` looks: the template's region (it is found by its `cairn:urn` tag there).
+    fn identity(&self, inputs: &Value) -> Value {
+        json!({"region": inputs.get("region")})
+    }
+
     async fn create(&self, ctx: Context<'_>, inputs: &Value) -> Result<Created, ProviderError> {
         let args = TemplateArgs::parse(inputs).map_err(|e| invalid(ctx, e))?;
         let region = region_of(&self.aws, ctx, inputs).await?;
         // A create retried after a crash finds its template by name and takes it over (if it
         // carries this resource's URN), bringing it to these inputs.
-        if let Some((seen, urn)) = self.observe(ctx, &region, None, Some(&args.name), inputs).await? {
+        if let Some((seen, urn)) = self.observe(ctx, &region, TemplateRef::Name(&args.name), inputs).await? {
             if !tagged_for(ctx, urn.as_deref()) {
                 return Err(invalid(
                     ctx,
@@ -721,7 +736,7 @@ impl Provider for LaunchTemplateProvider {
             let old = TemplateArgs::parse(&seen.inputs).map_err(|e| invalid(ctx, e))?;
             self.change(ctx, &region, &seen.id, &old.version_data(), &old.tags, &args).await?;
             let (now, _) = self
-                .observe(ctx, &region, Some(&seen.id), None, inputs)
+                .observe(ctx, &region, TemplateRef::Id(&seen.id), inputs)
                 .await?
                 .ok_or_else(|| invalid(ctx, format!("{} vanished", seen.id)))?;
             return Ok(Created { id: now.id, outputs: now.outputs });
@@ -752,7 +767,7 @@ impl Provider for LaunchTemplateProvider {
             return Err(invalid(ctx, format!("`{id}` is not a launch template id (`lt-…`)")));
         }
         let region = region_of(&self.aws, ctx, inputs).await?;
-        Ok(self.observe(ctx, &region, Some(id), None, inputs).await?.map(|(seen, _)| seen))
+        Ok(self.observe(ctx, &region, TemplateRef::Id(id), inputs).await?.map(|(seen, _)| seen))
     }
 
     async fn update(&self, ctx: Context<'_>, id: &str, old: &Value, new: &Value) -> Result<Value, ProviderError> {
@@ -764,7 +779,7 @@ impl Provider for LaunchTemplateProvider {
         let region = region_of(&self.aws, ctx, new).await?;
         self.change(ctx, &region, id, &old.version_data(), &old.tags, &args).await?;
         let (seen, _) = self
-            .observe(ctx, &region, Some(id), None, new)
+            .observe(ctx, &region, TemplateRef::Id(id), new)
             .await?
             .ok_or_else(|| invalid(ctx, format!("{id} no longer exists; refresh, then deploy to create it again")))?;
         Ok(seen.outputs)
@@ -786,7 +801,18 @@ impl Provider for LaunchTemplateProvider {
 
     async fn find(&self, ctx: Context<'_>, identity: &Value) -> Result<Option<Observed>, ProviderError> {
         let region = region_of(&self.aws, ctx, identity).await?;
-        Ok(self.observe(ctx, &region, None, None, identity).await?.map(|(seen, _)| seen))
+        let out = self
+            .aws
+            .ec2(&region)
+            .await
+            .describe_launch_templates()
+            .filters(urn_filter(ctx))
+            .send()
+            .await
+            .op(EC2, "DescribeLaunchTemplates")
+            .at(ctx)?;
+        let ids: Vec<&str> = out.launch_templates().iter().filter_map(|t| t.launch_template_id()).collect();
+        first_tagged_for(ctx, ids, |id| self.observe(ctx, &region, TemplateRef::Id(id), identity)).await
     }
 }
 
@@ -844,6 +870,8 @@ impl Resource for AmiLookup {
     const TYPE: &'static str = "aws:ec2:AmiLookup";
     const REPLACE_ON_CHANGE: &'static [&'static str] =
         &["region", "owners", "name_pattern", "architecture", "tag_filters"];
+    // `update` looks the image up again: a newer one may match (unplanned: every input replaces).
+    const UPDATABLE_OUTPUTS: &'static [&'static str] = &["image_id", "name", "creation_date"];
     type Outputs = AmiLookupOutputs;
     fn outputs(h: &Handle) -> AmiLookupOutputs {
         AmiLookupOutputs {
@@ -1024,7 +1052,7 @@ impl Provider for AmiLookupProvider {
     }
 
     async fn find(&self, ctx: Context<'_>, identity: &Value) -> Result<Option<Observed>, ProviderError> {
-        self.observe(ctx, identity).await
+        Ok(if_unrecorded(ctx, self.observe(ctx, identity).await?))
     }
 }
 

@@ -36,8 +36,8 @@ use super::{
     all_tag_map, client_token, filter, retry_while, sync_tags, tag_map, tag_spec, urn_filter, CONSISTENCY_WAIT, EC2,
 };
 use crate::client::{
-    found, gone_ok, if_tagged_for, invalid, parse_inputs, tagged_for, user_tags, validate_tags, AtUrn, Aws, AwsError,
-    SdkResultExt, TAG_URN,
+    adoptable, first_tagged_for, found, gone_ok, if_unrecorded, invalid, parse_inputs, user_tags, validate_tags, AtUrn,
+    Aws, AwsError, SdkResultExt, TAG_URN,
 };
 
 /// How long deletes wait for dependencies to go away, and VPC endpoints for their state,
@@ -155,26 +155,6 @@ fn still_in_use(ctx: Context<'_>, id: &str, wait: Duration, e: AwsError) -> Prov
     } else {
         e.at(ctx)
     }
-}
-
-/// The first of `ids` (candidates found by their `cairn:urn` tag) that `observe` reads back as
-/// made for the resource `ctx` names; `observe` gives the resource and its `cairn:urn` tag, or
-/// `None` when it is gone or not what `find` looks for.
-async fn first_tagged_for<'i, F, Fut>(
-    ctx: Context<'_>,
-    ids: impl IntoIterator<Item = &'i str>,
-    mut observe: F,
-) -> Result<Option<Observed>, ProviderError>
-where
-    F: FnMut(&'i str) -> Fut,
-    Fut: std::future::Future<Output = Result<Option<(Observed, Option<String>)>, ProviderError>>,
-{
-    for id in ids {
-        if let Some(seen) = if_tagged_for(ctx, observe(id).await?) {
-            return Ok(Some(seen));
-        }
-    }
-    Ok(None)
 }
 
 /// Whether `inputs` read back agree with `identity` on `keys`; a key `identity` leaves out (or
@@ -1331,7 +1311,7 @@ impl Provider for RouteProvider {
             return Ok(None);
         };
         let region = region_of(&self.aws, ctx, identity).await?;
-        self.observe(ctx, &region, &format!("{rtb}_{cidr}"), &Value::Null).await
+        Ok(if_unrecorded(ctx, self.observe(ctx, &region, &format!("{rtb}_{cidr}"), &Value::Null).await?))
     }
 }
 
@@ -1363,6 +1343,8 @@ pub struct RouteTableAssociationOutputs {
 impl Resource for RouteTableAssociation {
     const TYPE: &'static str = "aws:ec2:RouteTableAssociation";
     const REPLACE_ON_CHANGE: &'static [&'static str] = &["region", "subnet_id"];
+    // A move to another route table (ReplaceRouteTableAssociation) gives the association a new id.
+    const UPDATABLE_OUTPUTS: &'static [&'static str] = &["association_id"];
     type Outputs = RouteTableAssociationOutputs;
     fn outputs(h: &Handle) -> RouteTableAssociationOutputs {
         RouteTableAssociationOutputs { association_id: h.output("association_id") }
@@ -1540,7 +1522,7 @@ impl Provider for RouteTableAssociationProvider {
             return Ok(None);
         };
         let region = region_of(&self.aws, ctx, identity).await?;
-        self.observe(ctx, &region, subnet).await
+        Ok(if_unrecorded(ctx, self.observe(ctx, &region, subnet).await?))
     }
 }
 
@@ -2222,7 +2204,7 @@ impl Provider for SecurityGroupRuleProvider {
         for r in got.security_group_rules() {
             let Some(id) = r.security_group_rule_id() else { continue };
             if r.is_egress() != Some(self.egress)
-                || !tagged_for(ctx, tag_map(r.tags()).get(TAG_URN).map(String::as_str))
+                || !adoptable(ctx, id, tag_map(r.tags()).get(TAG_URN).map(String::as_str))
             {
                 continue;
             }

@@ -3,7 +3,7 @@ use cairn::provider::Provider;
 use cairn::stack::Desired;
 use cairn::state::file::FileBackend;
 use cairn::state::{LockInfo, StateBackend};
-use cairn::{Options, Resource, Stack};
+use cairn::{Resource, Stack};
 use cairn_aws::autoscaling::{
     AutoScalingGroup, AutoScalingGroupProvider, DefaultResult, GroupTag, HealthCheckType, InstanceRefresh,
     LifecycleHook, LifecycleHookProvider, PredefinedMetric, ScalingPolicy, ScalingPolicyProvider, Transition,
@@ -455,10 +455,10 @@ fn program(net: &Network, instance_type: &str) -> Desired {
     g.tags.insert("team".into(), GroupTag { value: "platform".into(), propagate_at_launch: true });
     g.wait_for_capacity_timeout = 60;
     let g = stack.add("web-group", g);
-    // The group's name as a plain value, with an explicit dependency: the `name` output of a
-    // group being updated is unknown when planning, which would plan replacements.
-    stack.add_with("drain", hook("web"), Options::new().depends_on(&g));
-    stack.add_with("cpu", policy("web", "cpu"), Options::new().depends_on(&g));
+    // The group's `name` output: a group changed in place keeps its name, so the plan of its
+    // update knows it and leaves the hook and the policy alone.
+    stack.add("drain", LifecycleHook { auto_scaling_group_name: g.name.clone().into(), ..hook("web") });
+    stack.add("cpu", ScalingPolicy { auto_scaling_group_name: g.name.clone().into(), ..policy("web", "cpu") });
     stack.export("group_arn", &g.arn);
     stack.finish().expect("program")
 }
@@ -503,7 +503,10 @@ async fn fleet_deploy_plan_again_refresh_new_template_version_and_destroy_throug
     let prior = session.load().await.expect("load");
     let plan = cairn::plan::plan(&bigger, &prior).expect("plan");
     session.release().await.expect("release");
+    // The template's `latest_version` changes (it is one of its `UPDATABLE_OUTPUTS`), so the
+    // group is updated too; the hook and the policy use the group's name, which it keeps.
     assert_eq!(plan.count(Op::Update), 2, "the template and the group: {plan:?}");
+    assert_eq!(plan.steps.len(), 2, "{plan:?}");
     assert_eq!(plan.count(Op::Replace) + plan.count(Op::ReplaceDeleteFirst), 0, "{plan:?}");
     let (changed, state) = crate::engine::deploy(&engine, &backend, &bigger).await;
     assert!(changed);

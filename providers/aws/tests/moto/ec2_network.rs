@@ -341,6 +341,9 @@ async fn route_table_route_and_association_life_cycles() {
     let switched = RouteTableAssociation { route_table_id: other.id.as_str().into(), ..assoc.clone() };
     assert_eq!(RouteTableAssociation::REPLACE_ON_CHANGE, &["region", "subnet_id"]);
     let outputs = assocs.update(ctx(&au), &created.id, &inputs(&assoc), &inputs(&switched)).await.unwrap();
+    // The move gives the association a new id: the output an update changes.
+    assert_ne!(outputs["association_id"], json!(first_id));
+    assert_eq!(RouteTableAssociation::UPDATABLE_OUTPUTS, &["association_id"]);
     let seen = assocs.read(ctx(&au), &created.id, &inputs(&switched)).await.unwrap().unwrap();
     assert_eq!((seen.inputs, &seen.outputs), (inputs(&switched), &outputs));
     assert_eq!(assocs.update(ctx(&au), &created.id, &inputs(&switched), &inputs(&switched)).await.unwrap(), outputs);

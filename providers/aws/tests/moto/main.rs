@@ -12,5 +12,7 @@ mod ecr;
 mod engine;
 mod import;
 mod logs;
+mod parent_in_place;
+mod recovery;
 mod route53;
 mod sns;
