@@ -160,6 +160,7 @@ fn record(d: &DesiredResource, id: String, inputs: Value, outputs: Value) -> Res
         protect: d.protect,
         retain_on_delete: d.retain_on_delete,
         delete_before_replace: d.delete_before_replace,
+        provider: d.provider.clone(),
     }
 }
 
@@ -281,11 +282,13 @@ impl Engine {
                 .flatten()
                 .map(|r| r.id.clone())
                 .collect();
-            let ctx = Context::new(&op.urn, &self.stack).knowing(&known);
             let type_token = op.urn.type_token().to_string();
             let provider = self.provider(&type_token)?;
             let existing = if op.retired { state.retired.get(&op.urn) } else { state.resources.get(&op.urn) };
             let declared = desired.and_then(|d| d.resources.get(&op.urn));
+            let settings =
+                declared.and_then(|d| d.provider.as_ref()).or_else(|| existing.and_then(|e| e.provider.as_ref()));
+            let ctx = Context::new(&op.urn, &self.stack).knowing(&known).configured(settings);
             let reference = declared
                 .map(|d| d.inputs.clone())
                 .or_else(|| existing.map(|e| e.inputs.clone()))
@@ -295,7 +298,7 @@ impl Engine {
                 match (declared, existing) {
                     (Some(d), _) => record(d, obs.id, inputs, obs.outputs),
                     (None, Some(e)) => {
-                        let outputs = value::Secrets::of(&inputs).taint(value::copy_secrecy(&e.outputs, obs.outputs));
+                        let outputs = read_outputs(&inputs, &e.outputs, obs.outputs);
                         ResourceState { id: obs.id, inputs, outputs, ..e.clone() }
                     }
                     (None, None) => ResourceState {
@@ -308,6 +311,7 @@ impl Engine {
                         protect: false,
                         retain_on_delete: false,
                         delete_before_replace: false,
+                        provider: None,
                     },
                 }
             };
@@ -354,8 +358,7 @@ impl Engine {
                         (Some(obs), Some(e)) => {
                             what = format!("{id} read back");
                             let inputs = value::copy_secrecy(&e.inputs, obs.inputs);
-                            let outputs =
-                                value::Secrets::of(&inputs).taint(value::copy_secrecy(&e.outputs, obs.outputs));
+                            let outputs = read_outputs(&inputs, &e.outputs, obs.outputs);
                             let r = ResourceState { inputs, outputs, ..e.clone() };
                             changes.push(if op.retired { Change::PutRetired(r) } else { Change::PutResource(r) });
                         }
@@ -515,6 +518,9 @@ impl Run<'_> {
         let live = self.live.lock().expect("lock poisoned");
         let lookup = |o: &OutputRef| live.resources.get(&o.urn).and_then(|r| value::lookup_output(&r.outputs, &o.path));
         let inputs = plan::effective_inputs(d, prior, &lookup);
+        if let Some(message) = value::find_error(&inputs) {
+            return Err(format!("a function of the program failed: {message}"));
+        }
         if value::has_unknowns(&inputs) {
             let mut missing = Vec::new();
             collect_unknowns(&inputs, &mut missing);
@@ -708,7 +714,7 @@ impl Run<'_> {
         inputs: Value,
     ) -> Result<(), String> {
         let provider = self.engine.provider(&d.type_token)?;
-        let ctx = Context::new(&d.urn, &self.engine.stack);
+        let ctx = Context::new(&d.urn, &self.engine.stack).configured(d.provider.as_ref());
         self.put_pending(PendingKind::Update, &d.urn, Some(prior.id.clone()), Value::Null, false).await?;
         let outputs = provider
             .update(ctx, &prior.id, &value::reveal(&prior.inputs), &value::reveal(&inputs))
@@ -752,7 +758,7 @@ impl Run<'_> {
     /// recover; a crash during the update is recovered like any update.
     async fn import(&self, d: &DesiredResource, id: &str) -> Result<(), String> {
         let provider = self.engine.provider(&d.type_token)?;
-        let ctx = Context::new(&d.urn, &self.engine.stack);
+        let ctx = Context::new(&d.urn, &self.engine.stack).configured(d.provider.as_ref());
         let wanted = self.inputs(d, None)?;
         let seen = provider
             .read(ctx, id, &value::reveal(&wanted))
@@ -804,7 +810,7 @@ impl Run<'_> {
         replacing: Option<ResourceState>,
     ) -> Result<Made, String> {
         let provider = self.engine.provider(&d.type_token)?;
-        let ctx = Context::new(&d.urn, &self.engine.stack);
+        let ctx = Context::new(&d.urn, &self.engine.stack).configured(d.provider.as_ref());
         let revealed = value::reveal(&inputs);
         // Encrypted in state like the inputs it comes from.
         let identity = value::Secrets::of(&inputs).taint(provider.identity(&revealed));
@@ -846,7 +852,7 @@ impl Run<'_> {
 
     async fn delete(&self, r: &ResourceState, retired: bool) -> Result<(), String> {
         let provider = self.engine.provider(&r.type_token)?;
-        let ctx = Context::new(&r.urn, &self.engine.stack);
+        let ctx = Context::new(&r.urn, &self.engine.stack).configured(r.provider.as_ref());
         self.put_pending(PendingKind::Delete, &r.urn, Some(r.id.clone()), Value::Null, retired).await?;
         provider.delete(ctx, &r.id, &value::reveal(&r.inputs)).await.map_err(|e| format!("delete failed: {e}"))?;
         let remove = if retired { Change::RemoveRetired(r.urn.clone()) } else { Change::RemoveResource(r.urn.clone()) };
@@ -860,6 +866,16 @@ impl Run<'_> {
         }
         Ok(())
     }
+}
+
+/// The outputs of a resource read back, as state keeps them: secret where they were (or
+/// where they hold a secret input), and those in state when the provider cannot read its
+/// outputs back (it reports `null`, like `local:Command`).
+fn read_outputs(inputs: &Value, recorded: &Value, observed: Value) -> Value {
+    if observed.is_null() {
+        return recorded.clone();
+    }
+    value::Secrets::of(inputs).taint(value::copy_secrecy(recorded, observed))
 }
 
 /// The secrets of a program: its inputs' and its stack outputs'.
@@ -980,7 +996,7 @@ impl Engine {
         let mut drifts = Vec::new();
         let mut reads = futures_util::stream::iter(state.resources.values().map(|r| async move {
             let provider = self.provider(&r.type_token)?;
-            let ctx = Context::new(&r.urn, &self.stack);
+            let ctx = Context::new(&r.urn, &self.stack).configured(r.provider.as_ref());
             let seen = provider
                 .read(ctx, &r.id, &value::reveal(&r.inputs))
                 .await
@@ -994,7 +1010,7 @@ impl Engine {
                 None => drifts.push(Drift { urn: r.urn.clone(), diffs: None, observed: None }),
                 Some(obs) => {
                     let inputs = value::copy_secrecy(&r.inputs, obs.inputs);
-                    let outputs = value::Secrets::of(&inputs).taint(value::copy_secrecy(&r.outputs, obs.outputs));
+                    let outputs = read_outputs(&inputs, &r.outputs, obs.outputs);
                     let diffs = plan::diff(&r.inputs, &inputs, &[]);
                     if !diffs.is_empty() || outputs != r.outputs || obs.id != r.id {
                         drifts.push(Drift {

@@ -24,6 +24,9 @@ pub mod state;
 pub mod urn;
 pub mod value;
 
-pub use resource::{interpolate, Declared, Handle, Input, Options, Output, Part, Resource, Secret};
-pub use stack::{Desired, Stack};
+pub use resource::{
+    interpolate, json, Declared, Dependency, Handle, Input, Join, Options, Output, Outputs, Part, ProviderSettings,
+    Resource, Secret,
+};
+pub use stack::{Component, ComponentHandle, Desired, ProviderConfig, Stack};
 pub use urn::Urn;

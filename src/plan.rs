@@ -151,6 +151,8 @@ pub enum PlanError {
     Protected(Vec<(Urn, Op)>),
     #[error("`{alias}` is claimed as an alias by `{first}` and `{second}`")]
     AliasConflict { alias: Urn, first: Urn, second: Urn },
+    #[error("`{urn}`: a function of the program failed: {message}")]
+    Function { urn: Urn, message: String },
     /// The planner ordered steps in a circle: a bug in cairn, caught before anything runs.
     #[error("internal error: the plan's steps wait for each other in a circle ({}); nothing was changed, please report this", .0.join(" -> "))]
     StepCycle(Vec<String>),
@@ -219,7 +221,10 @@ fn resolved_eq<'a>(desired: &Value, prior: &Value, find: &FindOutput<'_, 'a>) ->
             Some((v, true)) => value::marker(prior, value::SECRET).is_some_and(|p| p == v),
         };
     }
-    if value::marker(desired, value::CONCAT).is_some() {
+    if value::marker(desired, value::CONCAT).is_some()
+        || value::marker(desired, value::FUNCTION).is_some()
+        || value::marker(desired, value::JSON).is_some()
+    {
         let lookup = |o: &OutputRef| {
             find(o.urn.as_str(), &o.path).map(|(v, s)| if s { value::secret(v.clone()) } else { v.clone() })
         };
@@ -373,7 +378,15 @@ pub fn plan(desired: &Desired, prior: &StackState) -> Result<Plan, PlanError> {
         };
         let (op, diffs) = match p {
             None if r.import.is_some() => (Op::Import, Vec::new()),
-            None => (Op::Create, Vec::new()),
+            None => {
+                let computed = value::has_computed(&r.inputs);
+                if let Some(message) =
+                    computed.then(|| value::resolve(&r.inputs, &lookup)).as_ref().and_then(value::find_error)
+                {
+                    return Err(PlanError::Function { urn: r.urn.clone(), message: message.to_string() });
+                }
+                (Op::Create, Vec::new())
+            }
             // The common case, unchanged, is decided without building the resolved inputs.
             Some(p)
                 if p.type_token == r.type_token
@@ -384,6 +397,9 @@ pub fn plan(desired: &Desired, prior: &StackState) -> Result<Plan, PlanError> {
             }
             Some(p) => {
                 let inputs = effective_inputs(r, Some(p), &lookup);
+                if let Some(message) = value::find_error(&inputs) {
+                    return Err(PlanError::Function { urn: r.urn.clone(), message: message.to_string() });
+                }
                 if p.type_token != r.type_token {
                     let d = PropertyDiff {
                         path: "(type)".into(),
@@ -417,6 +433,7 @@ pub fn plan(desired: &Desired, prior: &StackState) -> Result<Plan, PlanError> {
                     || p.retain_on_delete != r.retain_on_delete
                     || p.delete_before_replace != r.delete_before_replace
                     || p.dependencies != r.dependencies
+                    || p.provider != r.provider
             });
         if op == Op::Same && !state_only {
             // Nothing to do and nothing to wait for: no step.

@@ -22,11 +22,24 @@ pub struct Context<'a> {
     /// older replaced copy): they carry the same `cairn:urn` label as a new copy, so
     /// [`Provider::find`] must not return them. See [`Context::is_known`].
     pub known: &'a [String],
+    /// The settings of the provider configuration chosen for the resource (for AWS, its
+    /// region and profile), `null` when none was.
+    pub settings: &'a Value,
 }
+
+static NO_SETTINGS: Value = Value::Null;
 
 impl<'a> Context<'a> {
     pub fn new(urn: &'a Urn, stack: &'a str) -> Context<'a> {
-        Context { urn, stack, known: &[] }
+        Context { urn, stack, known: &[], settings: &NO_SETTINGS }
+    }
+
+    /// The same context, with the settings of the resource's provider configuration.
+    pub fn configured(self, provider: Option<&'a crate::stack::ProviderUse>) -> Context<'a> {
+        match provider {
+            Some(p) => Context { settings: &p.settings, ..self },
+            None => self,
+        }
     }
 
     /// The same context, with the ids state already holds for this resource.
@@ -53,6 +66,8 @@ pub struct Created {
 pub struct Observed {
     pub id: String,
     pub inputs: Value,
+    /// `null` from a provider that cannot read its outputs back: the engine keeps those in
+    /// state.
     pub outputs: Value,
 }
 
@@ -211,6 +226,7 @@ mod tests {
             protect: false,
             retain_on_delete: false,
             delete_before_replace: false,
+            provider: None,
         };
         let mut state = StackState::empty("s");
         for (i, id) in live.iter().enumerate() {

@@ -19,6 +19,12 @@ pub fn display_value(v: &Value) -> Value {
     if let Some(r) = value::as_output_ref(v) {
         return Value::String(format!("${{{r}}}"));
     }
+    if value::marker(v, value::FUNCTION).is_some() {
+        return Value::String(format!("${{{}}}", function_text(v)));
+    }
+    if let Some(inner) = value::marker(v, value::JSON) {
+        return Value::String(value::canonical_json(&display_value(inner)));
+    }
     if let Some(Value::Array(parts)) = value::marker(v, CONCAT) {
         let mut s = String::new();
         for p in parts {
@@ -37,6 +43,23 @@ pub fn display_value(v: &Value) -> Value {
     }
 }
 
+/// How a value computed by a function shows: `name(arg, ...)`, outputs as `<urn>#<path>`.
+fn function_text(v: &Value) -> String {
+    if let Some(r) = value::as_output_ref(v) {
+        return r.to_string();
+    }
+    if let Some(inner) = value::marker(v, value::FUNCTION) {
+        let name = inner.get("name").and_then(Value::as_str).unwrap_or("fn");
+        let args: Vec<String> =
+            inner.get("args").and_then(Value::as_array).into_iter().flatten().map(function_text).collect();
+        return format!("{name}({})", args.join(", "));
+    }
+    match display_value(v) {
+        Value::String(s) => s,
+        other => value::canonical_json(&other),
+    }
+}
+
 /// The canonical JSON document of `desired`.
 pub fn document(desired: &Desired) -> String {
     let resources: Vec<Value> = desired
@@ -45,17 +68,41 @@ pub fn document(desired: &Desired) -> String {
         .map(|r| {
             let mut v = serde_json::to_value(r).expect("a desired resource serializes");
             v["inputs"] = display_value(&r.inputs);
+            if let Some(p) = &r.provider {
+                // Its settings are shown once, under `providers`.
+                v["provider"] = Value::String(p.name.clone());
+            }
             v
         })
         .collect();
     let outputs: serde_json::Map<String, Value> =
         desired.outputs.iter().map(|(k, v)| (k.clone(), display_value(v))).collect();
-    let doc = json!({
+    let mut doc = json!({
         "stack": desired.stack,
         "resources": resources,
         "outputs": outputs,
         "files": desired.files.keys().collect::<Vec<_>>(),
     });
+    // Shown only when a program has them, so that documents of programs without them stay
+    // as they were.
+    let components: serde_json::Map<String, Value> = desired
+        .components
+        .iter()
+        .filter(|(_, c)| !c.outputs.is_empty())
+        .map(|(path, c)| {
+            let outputs: serde_json::Map<String, Value> =
+                c.outputs.iter().map(|(k, v)| (k.clone(), display_value(v))).collect();
+            (path.clone(), json!({"outputs": outputs}))
+        })
+        .collect();
+    if !components.is_empty() {
+        doc["components"] = Value::Object(components);
+    }
+    if !desired.providers.is_empty() {
+        let providers: serde_json::Map<String, Value> =
+            desired.providers.iter().map(|(k, p)| (k.clone(), display_value(&p.settings))).collect();
+        doc["providers"] = Value::Object(providers);
+    }
     let mut out = String::new();
     canonical(&doc, 0, &mut out);
     out.push('\n');

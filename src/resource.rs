@@ -3,6 +3,9 @@
 use std::fmt;
 use std::marker::PhantomData;
 
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
 use serde::ser::{Serialize, Serializer};
 use serde_json::Value;
 
@@ -14,6 +17,39 @@ use crate::value::{self, OutputRef};
 /// ```ignore
 /// let index = stack.add("index", File { path: "out/index.html".into(), content: html.into(), mode: None });
 /// let hash: Output<String> = index.sha256.clone();
+/// ```
+///
+/// Its outputs are declared once, with [`crate::outputs!`], and what it says of them is
+/// checked when a program declares such a resource, at compile time:
+///
+/// ```
+/// # use cairn::{Resource, Stack};
+/// #[derive(serde::Serialize)]
+/// struct Bucket {}
+/// cairn::outputs! { struct BucketOutputs { arn: String, etag: String } }
+/// impl Resource for Bucket {
+///     const TYPE: &'static str = "x:Bucket";
+///     const UPDATABLE_OUTPUTS: &'static [&'static str] = &["etag"];
+///     type Outputs = BucketOutputs;
+/// }
+/// let bucket = Stack::new("p", "dev").add("b", Bucket {});
+/// let _arn: &cairn::Output<String> = &bucket.arn;
+/// ```
+///
+/// An output it does not declare is an error:
+///
+/// ```compile_fail
+/// # use cairn::{Resource, Stack};
+/// #[derive(serde::Serialize)]
+/// struct Bucket {}
+/// cairn::outputs! { struct BucketOutputs { arn: String, etag: String } }
+/// impl Resource for Bucket {
+///     const TYPE: &'static str = "x:Bucket";
+///     const UPDATABLE_OUTPUTS: &'static [&'static str] = &["etga"];
+///     type Outputs = BucketOutputs;
+/// }
+/// let bucket = Stack::new("p", "dev").add("b", Bucket {});
+/// let _arn: &cairn::Output<String> = &bucket.arn;
 /// ```
 pub trait Resource: Serialize + 'static {
     /// The type token, `<package>:<module>:<Type>` or `<package>:<Type>`, e.g. `aws:ecr:Repository`.
@@ -31,10 +67,106 @@ pub trait Resource: Serialize + 'static {
     /// ARNs are stable; list what the provider's `update` really recomputes (a content hash,
     /// a latest version number). The engine checks the promise after every update.
     const UPDATABLE_OUTPUTS: &'static [&'static str] = &[];
-    /// Typed references to this resource's outputs.
-    type Outputs;
-    /// Builds the typed output references of the resource behind `handle`.
-    fn outputs(handle: &Handle) -> Self::Outputs;
+    /// Input properties that the resource's provider configuration fills in when the
+    /// resource leaves them unset (`None`): an AWS resource's `region` comes from the
+    /// `aws` configuration chosen for it or for its component (see `Stack::provider`).
+    const PROVIDER_INPUTS: &'static [&'static str] = &[];
+    /// Typed references to this resource's outputs, declared with [`crate::outputs!`].
+    type Outputs: Outputs;
+
+    /// Checked when a program declares a resource of this type, at compile time: every
+    /// name in `SECRET_OUTPUTS` and `UPDATABLE_OUTPUTS` is an output of the type.
+    #[doc(hidden)]
+    const DECLARED_OUTPUTS_EXIST: () = assert!(
+        names_within(Self::SECRET_OUTPUTS, <Self::Outputs as Outputs>::PATHS)
+            && names_within(Self::UPDATABLE_OUTPUTS, <Self::Outputs as Outputs>::PATHS),
+        "SECRET_OUTPUTS and UPDATABLE_OUTPUTS must name outputs the type declares"
+    );
+}
+
+/// The typed outputs of a resource type. Declare them with [`crate::outputs!`], which
+/// makes each field's path its name: a path cannot be misspelt.
+pub trait Outputs {
+    /// Every output's path.
+    const PATHS: &'static [&'static str];
+    /// The outputs of the resource behind `handle`.
+    fn of(handle: &Handle) -> Self;
+}
+
+/// Declares the typed outputs of a resource type: a struct whose fields are [`Output`]s,
+/// each named after the output property it refers to.
+///
+/// ```
+/// cairn::outputs! {
+///     /// The outputs of a `Vpc`.
+///     pub struct VpcOutputs {
+///         /// The VPC's id.
+///         pub id: String,
+///         pub cidr_block: String,
+///     }
+/// }
+/// ```
+#[macro_export]
+macro_rules! outputs {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident {
+            $( $(#[$field_meta:meta])* $field_vis:vis $field:ident : $ty:ty ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone)]
+        $vis struct $name {
+            $( $(#[$field_meta])* $field_vis $field: $crate::Output<$ty>, )*
+        }
+
+        impl $crate::resource::Outputs for $name {
+            const PATHS: &'static [&'static str] = &[$(stringify!($field)),*];
+            fn of(handle: &$crate::Handle) -> $name {
+                $name { $( $field: handle.output(stringify!($field)), )* }
+            }
+        }
+    };
+}
+
+/// Whether every name (its first segment, for a dotted path) is one of `paths`.
+pub const fn names_within(names: &[&str], paths: &[&str]) -> bool {
+    let mut i = 0;
+    while i < names.len() {
+        let name = names[i].as_bytes();
+        let mut top = 0;
+        while top < name.len() && name[top] != b'.' {
+            top += 1;
+        }
+        let mut found = false;
+        let mut j = 0;
+        while j < paths.len() {
+            let path = paths[j].as_bytes();
+            if path.len() == top {
+                let mut k = 0;
+                while k < top && path[k] == name[k] {
+                    k += 1;
+                }
+                if k == top {
+                    found = true;
+                }
+            }
+            j += 1;
+        }
+        if !found {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Settings of a provider configuration, e.g. an AWS region and profile (see
+/// `Stack::provider`).
+pub trait ProviderSettings: Serialize {
+    /// The package whose resources it configures: the first segment of their type tokens
+    /// (`aws` for `aws:ecr:Repository`).
+    const PACKAGE: &'static str;
 }
 
 /// An untyped reference to a declared resource: its URN. Used for `depends_on` and to build
@@ -53,9 +185,34 @@ impl Handle {
         &self.urn
     }
 
-    /// A typed reference to the output property at `path`.
+    /// A typed reference to the output property at `path` (what [`crate::outputs!`] builds).
     pub fn output<T>(&self, path: &str) -> Output<T> {
-        Output { reference: OutputRef { urn: self.urn.clone(), path: path.to_string() }, _type: PhantomData }
+        let reference = OutputRef { urn: self.urn.clone(), path: path.to_string() };
+        Output { marker: reference.to_value(), _type: PhantomData }
+    }
+}
+
+/// Something a resource can depend on: a resource, or a component (all of its resources).
+pub trait Dependency {
+    /// The resources it stands for.
+    fn urns(&self) -> Vec<Urn>;
+}
+
+impl Dependency for Handle {
+    fn urns(&self) -> Vec<Urn> {
+        vec![self.urn.clone()]
+    }
+}
+
+impl<R: Resource> Dependency for Declared<R> {
+    fn urns(&self) -> Vec<Urn> {
+        vec![self.handle.urn.clone()]
+    }
+}
+
+impl<D: Dependency + ?Sized> Dependency for &D {
+    fn urns(&self) -> Vec<Urn> {
+        (**self).urns()
     }
 }
 
@@ -90,34 +247,131 @@ impl AsRef<Handle> for Handle {
     }
 }
 
-/// A value produced by another resource, known only once that resource has been applied.
-/// Using it as an input records a dependency edge.
+/// A value produced by resources, known only once they have been applied: one output, or a
+/// value computed from outputs ([`Output::map`], [`Output::all`]). Using it as an input
+/// records a dependency edge on every resource it comes from.
 pub struct Output<T> {
-    reference: OutputRef,
+    /// An `$output` marker, or a `$fn` marker of a value computed from outputs.
+    marker: Value,
     _type: PhantomData<fn() -> T>,
 }
 
 impl<T> Output<T> {
-    pub fn reference(&self) -> &OutputRef {
-        &self.reference
+    /// The marker this output stands for in inputs (see [`crate::value`]).
+    pub fn to_value(&self) -> Value {
+        self.marker.clone()
+    }
+
+    /// The output's value passed through `f` once it is known. `f` must be a pure function
+    /// of its argument: it runs when the plan is made (with the value in state) and again at
+    /// apply (with the value just produced), and the same value must give the same result.
+    /// A secret stays secret. Render shows `${map(<urn>#<path>)}`.
+    ///
+    /// ```ignore
+    /// let endpoint = lb.dns_name.map(|dns: String| format!("https://{dns}/health"));
+    /// ```
+    pub fn map<U, F>(&self, f: F) -> Output<U>
+    where
+        T: DeserializeOwned,
+        U: Serialize,
+        F: Fn(T) -> U + Send + Sync + 'static,
+    {
+        let f = move |args: &[Value]| -> Result<Value, String> {
+            let arg = args.first().cloned().unwrap_or(Value::Null);
+            let t: T = serde_json::from_value(arg)
+                .map_err(|e| format!("its argument is not a `{}`: {e}", std::any::type_name::<T>()))?;
+            serde_json::to_value(f(t)).map_err(|e| format!("its result cannot be serialized: {e}"))
+        };
+        Output { marker: value::register("map", vec![self.marker.clone()], Arc::new(f)), _type: PhantomData }
+    }
+
+    /// Several outputs as one: `Output::all((&a, &b)).map(|(a, b)| ...)`, or a `Vec` of
+    /// outputs of one type.
+    pub fn all<J: Join<Out = T>>(outputs: J) -> Output<T> {
+        let identity = |args: &[Value]| -> Result<Value, String> { Ok(Value::Array(args.to_vec())) };
+        Output { marker: value::register("all", outputs.markers(), Arc::new(identity)), _type: PhantomData }
+    }
+}
+
+/// Outputs that [`Output::all`] joins into one.
+pub trait Join {
+    /// The type of the joined value.
+    type Out;
+    #[doc(hidden)]
+    fn markers(&self) -> Vec<Value>;
+}
+
+macro_rules! join_tuples {
+    ($(($($name:ident : $ty:ident),+))*) => {$(
+        impl<$($ty),+> Join for ($(&Output<$ty>,)+) {
+            type Out = ($($ty,)+);
+            fn markers(&self) -> Vec<Value> {
+                let ($($name,)+) = self;
+                vec![$($name.marker.clone()),+]
+            }
+        }
+    )*};
+}
+
+join_tuples! {
+    (a: A, b: B)
+    (a: A, b: B, c: C)
+    (a: A, b: B, c: C, d: D)
+    (a: A, b: B, c: C, d: D, e: E)
+}
+
+impl<T> Join for Vec<Output<T>> {
+    type Out = Vec<T>;
+    fn markers(&self) -> Vec<Value> {
+        self.iter().map(|o| o.marker.clone()).collect()
+    }
+}
+
+impl<T> Join for &[Output<T>] {
+    type Out = Vec<T>;
+    fn markers(&self) -> Vec<Value> {
+        self.iter().map(|o| o.marker.clone()).collect()
     }
 }
 
 impl<T> Clone for Output<T> {
     fn clone(&self) -> Self {
-        Output { reference: self.reference.clone(), _type: PhantomData }
+        Output { marker: self.marker.clone(), _type: PhantomData }
     }
 }
 
 impl<T> fmt::Debug for Output<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Output({})", self.reference)
+        write!(f, "Output({})", crate::render::display_value(&self.marker))
     }
 }
 
 impl<T> Serialize for Output<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.reference.to_value().serialize(s)
+        self.marker.serialize(s)
+    }
+}
+
+/// The JSON text of `value`, which may hold outputs (and secrets): known once every output
+/// in it is, keys sorted. For policies and dashboards, built from typed structs or
+/// `serde_json::json!` instead of string pieces.
+///
+/// ```ignore
+/// let policy = cairn::json(&serde_json::json!({
+///     "Statement": [{"Effect": "Allow", "Action": "ecr:BatchGetImage", "Resource": repo.arn}],
+/// }));
+/// ```
+pub fn json(value: &impl Serialize) -> Input<String> {
+    let v = match serde_json::to_value(value) {
+        Ok(v) => v,
+        Err(e) => {
+            return Input::Interpolated(value::single(value::ERROR, Value::String(format!("cannot serialize: {e}"))))
+        }
+    };
+    let resolved = value::resolve(&value::single(value::JSON, v), &|_| None);
+    match resolved {
+        Value::String(s) => Input::Value(s),
+        other => Input::Interpolated(other),
     }
 }
 
@@ -235,7 +489,8 @@ impl From<&str> for Input<String> {
 #[derive(Debug, Clone)]
 pub enum Part {
     Text(String),
-    Output(OutputRef),
+    /// An output, or a value computed from outputs (its marker).
+    Output(Value),
     Secret(String),
 }
 
@@ -253,13 +508,13 @@ impl From<String> for Part {
 
 impl<T> From<&Output<T>> for Part {
     fn from(o: &Output<T>) -> Self {
-        Part::Output(o.reference.clone())
+        Part::Output(o.marker.clone())
     }
 }
 
 impl<T> From<Output<T>> for Part {
     fn from(o: Output<T>) -> Self {
-        Part::Output(o.reference)
+        Part::Output(o.marker)
     }
 }
 
@@ -276,7 +531,7 @@ pub fn interpolate(parts: impl IntoIterator<Item = Part>) -> Input<String> {
         .into_iter()
         .map(|p| match p {
             Part::Text(t) => Value::String(t),
-            Part::Output(r) => r.to_value(),
+            Part::Output(marker) => marker,
             Part::Secret(s) => value::secret(Value::String(s)),
         })
         .collect();
@@ -293,6 +548,7 @@ pub struct Options {
     pub(crate) aliases: Vec<Urn>,
     pub(crate) delete_before_replace: bool,
     pub(crate) import: Option<String>,
+    pub(crate) provider: Option<crate::stack::ProviderConfig>,
 }
 
 impl Options {
@@ -300,9 +556,17 @@ impl Options {
         Options::default()
     }
 
-    /// An explicit dependency, beyond those recorded by using outputs.
-    pub fn depends_on(mut self, other: impl AsRef<Handle>) -> Options {
-        self.depends_on.push(other.as_ref().urn.clone());
+    /// An explicit dependency, beyond those recorded by using outputs: a resource, or a
+    /// component (every resource in it).
+    pub fn depends_on(mut self, other: impl Dependency) -> Options {
+        self.depends_on.extend(other.urns());
+        self
+    }
+
+    /// The provider configuration for this resource (instead of its component's default);
+    /// it must configure the resource's package.
+    pub fn provider(mut self, config: &crate::stack::ProviderConfig) -> Options {
+        self.provider = Some(config.clone());
         self
     }
 

@@ -7,7 +7,7 @@ use std::panic::Location;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::resource::{Declared, Handle, Input, Options, Part, Resource};
+use crate::resource::{Declared, Handle, Input, Options, Part, ProviderSettings, Resource};
 use crate::urn::{validate_name, Urn};
 use crate::value::{self, OutputRef};
 
@@ -42,6 +42,94 @@ pub struct DesiredResource {
     /// The provider id of an existing resource to adopt when state does not know this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub import: Option<String>,
+    /// The provider configuration chosen for it (by its options or its component).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<ProviderUse>,
+}
+
+/// A provider configuration as a resource uses it: its name and settings (recorded in state,
+/// so that a resource removed from the program is deleted with the settings it was made with).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderUse {
+    pub name: String,
+    pub settings: Value,
+}
+
+/// A named provider configuration declared with [`Stack::provider`]: settings for the
+/// resources of one package (an AWS region and profile), chosen per resource
+/// ([`Options::provider`]) or as a default for a component ([`Stack::use_provider`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderConfig {
+    package: &'static str,
+    name: String,
+    settings: Value,
+}
+
+impl ProviderConfig {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn package(&self) -> &str {
+        self.package
+    }
+
+    pub fn settings(&self) -> &Value {
+        &self.settings
+    }
+}
+
+/// A component's record in the desired stack: the outputs it declares.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ComponentRecord {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: BTreeMap<String, Value>,
+}
+
+/// A finished component: what its build returned (through `Deref`), and a handle that
+/// resources can depend on ([`Options::depends_on`]).
+#[derive(Debug)]
+pub struct Component<T> {
+    handle: ComponentHandle,
+    value: T,
+}
+
+impl<T> Component<T> {
+    pub fn handle(&self) -> &ComponentHandle {
+        &self.handle
+    }
+
+    /// What the component's build returned.
+    pub fn into_inner(self) -> T {
+        self.value
+    }
+}
+
+impl<T> std::ops::Deref for Component<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T> crate::resource::Dependency for Component<T> {
+    fn urns(&self) -> Vec<Urn> {
+        self.handle.urns.clone()
+    }
+}
+
+/// A component as something to depend on: every resource declared in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentHandle {
+    /// `a/b` for component `b` inside `a`.
+    pub path: String,
+    urns: Vec<Urn>,
+}
+
+impl crate::resource::Dependency for ComponentHandle {
+    fn urns(&self) -> Vec<Urn> {
+        self.urns.clone()
+    }
 }
 
 fn is_false(b: &bool) -> bool {
@@ -59,6 +147,12 @@ pub struct Desired {
     /// unknown outputs as `${urn#path}` placeholders).
     #[serde(skip)]
     pub files: BTreeMap<String, String>,
+    /// Components by path (`a/b`), with the outputs they declare.
+    #[serde(default)]
+    pub components: BTreeMap<String, ComponentRecord>,
+    /// Provider configurations by name.
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderUse>,
 }
 
 /// A mistake in the program, reported with where it was made.
@@ -71,6 +165,9 @@ pub enum BuildError {
     Template { file: String, message: String, at: String },
     DuplicateFile { file: String, at: String },
     DuplicateOutput { name: String, at: String },
+    DuplicateComponent { path: String, first: String, second: String },
+    DuplicateProvider { name: String, first: String, second: String },
+    Provider { message: String, at: String },
 }
 
 impl fmt::Display for BuildError {
@@ -94,8 +191,16 @@ impl fmt::Display for BuildError {
                 write!(f, "{at}: file `{file}` is rendered twice")
             }
             BuildError::DuplicateOutput { name, at } => {
-                write!(f, "{at}: stack output `{name}` is exported twice")
+                write!(f, "{at}: output `{name}` is declared twice")
             }
+            BuildError::DuplicateComponent { path, first, second } => write!(
+                f,
+                "duplicate component `{path}`: made at {first} and again at {second}; give one of them another name"
+            ),
+            BuildError::DuplicateProvider { name, first, second } => {
+                write!(f, "duplicate provider configuration `{name}`: declared at {first} and again at {second}")
+            }
+            BuildError::Provider { message, at } => write!(f, "{at}: {message}"),
         }
     }
 }
@@ -128,11 +233,25 @@ pub struct Stack {
     project: String,
     env: String,
     name: String,
-    scope: Vec<String>,
+    /// The components being built, outermost first; the stack itself is the first scope.
+    scopes: Vec<Scope>,
     desired: Desired,
     declared_at: HashMap<Urn, &'static Location<'static>>,
     files_at: HashMap<String, &'static Location<'static>>,
+    components_at: HashMap<String, &'static Location<'static>>,
+    providers_at: HashMap<String, &'static Location<'static>>,
     errors: Vec<BuildError>,
+}
+
+/// The stack itself, or a component being built.
+#[derive(Debug, Default)]
+struct Scope {
+    /// Empty for the stack itself.
+    name: String,
+    /// Default provider configurations, by package.
+    providers: HashMap<&'static str, ProviderConfig>,
+    /// Every resource declared in it (and in its components).
+    urns: Vec<Urn>,
 }
 
 impl Stack {
@@ -144,11 +263,18 @@ impl Stack {
             env: env.to_string(),
             desired: Desired { stack: name.clone(), ..Desired::default() },
             name,
-            scope: Vec::new(),
+            scopes: vec![Scope::default()],
             declared_at: HashMap::new(),
             files_at: HashMap::new(),
+            components_at: HashMap::new(),
+            providers_at: HashMap::new(),
             errors: Vec::new(),
         }
+    }
+
+    /// The names of the components being built, outermost first.
+    fn component_path(&self) -> Vec<String> {
+        self.scopes[1..].iter().map(|s| s.name.clone()).collect()
     }
 
     pub fn project(&self) -> &str {
@@ -173,10 +299,11 @@ impl Stack {
     /// Declares a resource with options.
     #[track_caller]
     pub fn add_with<R: Resource>(&mut self, name: &str, resource: R, options: Options) -> Declared<R> {
+        let () = R::DECLARED_OUTPUTS_EXIST;
         let at = Location::caller();
-        let urn = Urn::new(&self.name, &self.scope, R::TYPE, name);
+        let urn = Urn::new(&self.name, &self.component_path(), R::TYPE, name);
         let handle = Handle::new(urn.clone());
-        let declared = Declared { outputs: R::outputs(&handle), handle };
+        let declared = Declared { outputs: <R::Outputs as crate::resource::Outputs>::of(&handle), handle };
         if let Err(message) = validate_name("resource", name) {
             self.errors.push(BuildError::InvalidName { message, at: here(at) });
             return declared;
@@ -186,13 +313,40 @@ impl Stack {
             return declared;
         }
         self.declared_at.insert(urn.clone(), at);
-        let inputs = match serde_json::to_value(&resource) {
+        let mut inputs = match serde_json::to_value(&resource) {
             Ok(v) => v,
             Err(e) => {
                 self.errors.push(BuildError::Serialize { urn, message: e.to_string(), at: here(at) });
                 return declared;
             }
         };
+        let package = R::TYPE.split(':').next().unwrap_or(R::TYPE);
+        let provider = match options.provider {
+            Some(p) if p.package != package => {
+                self.errors.push(BuildError::Provider {
+                    message: format!(
+                        "`{urn}` is a {package} resource; provider configuration `{}` is for {}",
+                        p.name, p.package
+                    ),
+                    at: here(at),
+                });
+                return declared;
+            }
+            Some(p) => Some(p),
+            None => self.scopes.iter().rev().find_map(|s| s.providers.get(package)).cloned(),
+        };
+        if let (Some(p), Value::Object(map)) = (&provider, &mut inputs) {
+            for key in R::PROVIDER_INPUTS {
+                let unset = map.get(*key).is_none_or(Value::is_null);
+                if let (true, Some(v)) = (unset, p.settings.get(*key)) {
+                    map.insert(key.to_string(), v.clone());
+                }
+            }
+        }
+        let provider = provider.map(|p| ProviderUse { name: p.name, settings: p.settings });
+        for scope in &mut self.scopes {
+            scope.urns.push(urn.clone());
+        }
         let mut dependencies = BTreeSet::new();
         value::referenced_urns(&inputs, &mut dependencies);
         dependencies.extend(options.depends_on.iter().cloned());
@@ -219,22 +373,127 @@ impl Stack {
                 secret_outputs: R::SECRET_OUTPUTS.iter().map(|s| s.to_string()).collect(),
                 updatable_outputs: R::UPDATABLE_OUTPUTS.iter().map(|s| s.to_string()).collect(),
                 import: options.import,
+                provider,
             },
         );
         declared
     }
 
     /// Runs `build` with resources named under the component `name`: a URN becomes
-    /// `<stack>/<...>/<name>/<type>/<resource>`.
+    /// `<stack>/<...>/<name>/<type>/<resource>`. The result gives back what `build` returned
+    /// (through `Deref`, or [`Component::into_inner`]) and a handle that resources can depend
+    /// on. Two components of the same name in one place are an error naming both call
+    /// sites: mark module functions that make components `#[track_caller]`, so that the
+    /// site named is their caller's.
     #[track_caller]
-    pub fn component<T>(&mut self, name: &str, build: impl FnOnce(&mut Stack) -> T) -> T {
+    pub fn component<T>(&mut self, name: &str, build: impl FnOnce(&mut Stack) -> T) -> Component<T> {
+        let at = Location::caller();
         if let Err(message) = validate_name("component", name) {
-            self.errors.push(BuildError::InvalidName { message, at: here(Location::caller()) });
+            self.errors.push(BuildError::InvalidName { message, at: here(at) });
         }
-        self.scope.push(name.to_string());
-        let result = build(self);
-        self.scope.pop();
-        result
+        let mut path = self.component_path();
+        path.push(name.to_string());
+        let path = path.join("/");
+        if let Some(first) = self.components_at.get(&path) {
+            self.errors.push(BuildError::DuplicateComponent {
+                path: path.clone(),
+                first: here(first),
+                second: here(at),
+            });
+        } else {
+            self.components_at.insert(path.clone(), at);
+            self.desired.components.entry(path.clone()).or_default();
+        }
+        self.scopes.push(Scope { name: name.to_string(), ..Scope::default() });
+        let value = build(self);
+        let scope = self.scopes.pop().expect("the component's scope");
+        Component { handle: ComponentHandle { path, urns: scope.urns }, value }
+    }
+
+    /// Declares an output of the component being built, shown in the rendered document
+    /// under the component (modules return their typed outputs; this is what a reviewer
+    /// sees of them). At the top level, use [`Stack::export`].
+    #[track_caller]
+    pub fn output(&mut self, name: &str, value: impl Serialize) {
+        let at = Location::caller();
+        let path = self.component_path().join("/");
+        if path.is_empty() {
+            self.errors.push(BuildError::InvalidName {
+                message: format!(
+                    "output `{name}` is declared outside any component; stack outputs are exported with `export`"
+                ),
+                at: here(at),
+            });
+            return;
+        }
+        let value = match serde_json::to_value(value) {
+            Ok(v) => v,
+            Err(e) => {
+                self.errors.push(BuildError::InvalidName {
+                    message: format!("output `{name}` of component `{path}` cannot be serialized: {e}"),
+                    at: here(at),
+                });
+                return;
+            }
+        };
+        let outputs = &mut self.desired.components.entry(path.clone()).or_default().outputs;
+        if outputs.contains_key(name) {
+            self.errors.push(BuildError::DuplicateOutput { name: format!("{path}/{name}"), at: here(at) });
+            return;
+        }
+        outputs.insert(name.to_string(), value);
+    }
+
+    /// Declares a provider configuration named `name`: settings for the resources of one
+    /// package (for AWS, a region and profile). Choose it per resource with
+    /// [`Options::provider`], or as the default of the current component (or of the whole
+    /// stack, at the top level) with [`Stack::use_provider`]. Settings are recorded in state
+    /// in clear: they may not hold secrets.
+    #[track_caller]
+    pub fn provider<S: ProviderSettings>(&mut self, name: &str, settings: S) -> ProviderConfig {
+        let at = Location::caller();
+        let settings = match serde_json::to_value(&settings) {
+            Ok(v) => v,
+            Err(e) => {
+                self.errors.push(BuildError::Provider {
+                    message: format!("provider configuration `{name}` cannot be serialized: {e}"),
+                    at: here(at),
+                });
+                Value::Null
+            }
+        };
+        if value::has_secrets(&settings) {
+            self.errors.push(BuildError::Provider {
+                message: format!(
+                    "provider configuration `{name}` holds a secret; its settings are recorded in state in clear, so \
+                     pass credentials through the environment or a profile"
+                ),
+                at: here(at),
+            });
+        }
+        if let Err(message) = validate_name("provider configuration", name) {
+            self.errors.push(BuildError::InvalidName { message, at: here(at) });
+        }
+        if let Some(first) = self.providers_at.get(name) {
+            self.errors.push(BuildError::DuplicateProvider {
+                name: name.to_string(),
+                first: here(first),
+                second: here(at),
+            });
+        } else {
+            self.providers_at.insert(name.to_string(), at);
+            self.desired
+                .providers
+                .insert(name.to_string(), ProviderUse { name: name.to_string(), settings: settings.clone() });
+        }
+        ProviderConfig { package: S::PACKAGE, name: name.to_string(), settings }
+    }
+
+    /// Makes `config` the default provider configuration of its package for the rest of the
+    /// component being built (or of the whole stack, at the top level).
+    pub fn use_provider(&mut self, config: &ProviderConfig) {
+        let scope = self.scopes.last_mut().expect("the stack's scope");
+        scope.providers.insert(config.package, config.clone());
     }
 
     /// Exports a stack output, shown by `cairn outputs`: a plain value, an [`crate::Output`],
@@ -405,7 +664,7 @@ fn split_tokens(text: &str, holes: &[Hole]) -> (Vec<Part>, String) {
         match hole {
             Hole::Output(r) => {
                 shown.push_str(&format!("${{{r}}}"));
-                parts.push(Part::Output(r.clone()));
+                parts.push(Part::Output(r.to_value()));
             }
             Hole::Secret(s) => {
                 shown.push_str(value::REDACTED);

@@ -10,6 +10,16 @@
 //! - `{"$concat": [parts]}`: a string assembled from literal strings and outputs, resolved
 //!   once every output in it is known.
 //!
+//! - `{"$fn": {"id": N, "name": "map", "args": [values]}}`: a value computed by a Rust
+//!   function of the program (`Output::map`, `Output::all`) once every argument is known.
+//!   The function lives in this process's table ([`register`]); the marker never reaches
+//!   state (state holds the computed value) or rendered output (which shows
+//!   `${map(<urn>#<path>)}`).
+//! - `{"$json": value}`: the JSON text of a value that holds outputs ([`crate::json`]),
+//!   with keys sorted, once every output in it is known.
+//! - `{"$error": message}`: a function that failed; a plan or an apply that meets one stops
+//!   with the message.
+//!
 //! At rest a secret becomes `{"$ciphertext": "<base64>"}` (see [`crate::secrets`]).
 
 use std::collections::BTreeSet;
@@ -29,6 +39,98 @@ pub const CONCAT: &str = "$concat";
 pub const CIPHERTEXT: &str = "$ciphertext";
 /// What a secret looks like wherever it is shown.
 pub const REDACTED: &str = "[secret]";
+/// Key of the marker object for a value computed by a function of the program.
+pub const FUNCTION: &str = "$fn";
+/// Key of the marker object for the JSON text of a value.
+pub const JSON: &str = "$json";
+/// Key of the marker object for a function that failed.
+pub const ERROR: &str = "$error";
+
+/// A function of the program that computes a value from known values.
+pub type Function = dyn Fn(&[Value]) -> Result<Value, String> + Send + Sync;
+
+/// The functions of this process, by id: registered when a stack program declares them
+/// (`Output::map`), called by render-free resolution in plan and apply. Programs are
+/// short-lived, and each declared function is registered once.
+static FUNCTIONS: std::sync::RwLock<Vec<std::sync::Arc<Function>>> = std::sync::RwLock::new(Vec::new());
+
+/// Registers `f` and returns the marker of its value, computed from `args` (values that
+/// may hold outputs). `name` is how render shows it: `${name(args)}`.
+pub fn register(name: &str, args: Vec<Value>, f: std::sync::Arc<Function>) -> Value {
+    let mut table = FUNCTIONS.write().expect("function table poisoned");
+    table.push(f);
+    let id = table.len() - 1;
+    single(FUNCTION, serde_json::json!({"id": id, "name": name, "args": args}))
+}
+
+fn call(id: usize, args: &[Value]) -> Result<Value, String> {
+    let f = FUNCTIONS
+        .read()
+        .expect("function table poisoned")
+        .get(id)
+        .cloned()
+        .ok_or_else(|| format!("no function {id} in this process"))?;
+    f(args)
+}
+
+/// The (id, name, args) of a function marker.
+fn function_parts(value: &Value) -> Option<(usize, &str, &[Value])> {
+    let inner = marker(value, FUNCTION)?;
+    let id = inner.get("id")?.as_u64()? as usize;
+    let name = inner.get("name")?.as_str()?;
+    let args = inner.get("args")?.as_array()?;
+    Some((id, name, args))
+}
+
+/// The first failed function's message inside `value`, if any.
+pub fn find_error(value: &Value) -> Option<&str> {
+    if let Some(m) = marker(value, ERROR) {
+        return Some(m.as_str().unwrap_or("a function of the program failed"));
+    }
+    match value {
+        Value::Array(items) => items.iter().find_map(find_error),
+        Value::Object(map) => map.values().find_map(find_error),
+        _ => None,
+    }
+}
+
+/// Compact JSON with keys sorted at every level (independent of serde_json's map features):
+/// the same value always gives the same text.
+pub fn canonical_json(value: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String((*k).clone()).to_string());
+                out.push(':');
+                write_canonical(&map[*k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
 
 /// A reference to one output property of one resource.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -115,6 +217,18 @@ pub fn has_unknowns(value: &Value) -> bool {
     }
 }
 
+/// Whether `value` holds a value computed by a function of the program or a JSON text.
+pub fn has_computed(value: &Value) -> bool {
+    if marker(value, FUNCTION).is_some() || marker(value, JSON).is_some() {
+        return true;
+    }
+    match value {
+        Value::Array(items) => items.iter().any(has_computed),
+        Value::Object(map) => map.values().any(has_computed),
+        _ => false,
+    }
+}
+
 /// Whether any part of `value` is secret.
 pub fn has_secrets(value: &Value) -> bool {
     if marker(value, SECRET).is_some() || marker(value, CIPHERTEXT).is_some() {
@@ -138,6 +252,31 @@ pub fn resolve(value: &Value, lookup: &dyn Fn(&OutputRef) -> Option<Value>) -> V
         let parts: Vec<Value> = parts.iter().map(|p| resolve(p, lookup)).collect();
         return concat(parts);
     }
+    if let Some((id, name, args)) = function_parts(value) {
+        let args: Vec<Value> = args.iter().map(|a| resolve(a, lookup)).collect();
+        if args.iter().any(has_unknowns) {
+            return single(FUNCTION, serde_json::json!({"id": id, "name": name, "args": args}));
+        }
+        if let Some(e) = args.iter().find_map(find_error) {
+            return single(ERROR, Value::String(e.to_string()));
+        }
+        let revealed: Vec<Value> = args.iter().map(reveal).collect();
+        return match call(id, &revealed) {
+            Ok(v) if args.iter().any(has_secrets) => secret(v),
+            Ok(v) => v,
+            Err(e) => single(ERROR, Value::String(format!("`{name}` failed: {e}"))),
+        };
+    }
+    if let Some(inner) = marker(value, JSON) {
+        let inner = resolve(inner, lookup);
+        if has_unknowns(&inner) || find_error(&inner).is_some() {
+            return find_error(&inner)
+                .map(|e| single(ERROR, Value::String(e.to_string())))
+                .unwrap_or_else(|| single(JSON, inner));
+        }
+        let text = Value::String(canonical_json(&reveal(&inner)));
+        return if has_secrets(&inner) { secret(text) } else { text };
+    }
     match value {
         Value::Array(items) => Value::Array(items.iter().map(|v| resolve(v, lookup)).collect()),
         Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), resolve(v, lookup))).collect()),
@@ -149,6 +288,9 @@ pub fn resolve(value: &Value, lookup: &dyn Fn(&OutputRef) -> Option<Value>) -> V
 pub fn concat(parts: Vec<Value>) -> Value {
     if parts.iter().any(has_unknowns) {
         return single(CONCAT, Value::Array(parts));
+    }
+    if let Some(e) = parts.iter().find_map(find_error) {
+        return single(ERROR, Value::String(e.to_string()));
     }
     let mut out = String::new();
     let mut is_secret = false;
@@ -441,6 +583,42 @@ mod tests {
         assert_eq!(lookup_output(&v, "creds.user"), Some(secret(json!("u"))));
         assert_eq!(lookup_output(&v, "id"), Some(json!("x")));
         assert_eq!(lookup_output(&v, "nope"), None);
+    }
+}
+
+#[cfg(test)]
+mod computed_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn out(path: &str) -> Value {
+        OutputRef { urn: Urn::from("s/t:x/a"), path: path.into() }.to_value()
+    }
+
+    #[test]
+    fn functions_run_once_their_arguments_are_known_and_keep_secrecy() {
+        let f = std::sync::Arc::new(|args: &[Value]| Ok(json!(format!("{}!", args[0].as_str().unwrap_or_default()))));
+        let m = register("shout", vec![out("id")], f);
+        assert!(has_unknowns(&m) && has_computed(&m));
+        assert_eq!(resolve(&m, &|_| None), m, "unknown: kept");
+        assert_eq!(resolve(&m, &|_| Some(json!("a"))), json!("a!"));
+        assert_eq!(resolve(&m, &|_| Some(secret(json!("pw")))), secret(json!("pw!")), "a secret in, a secret out");
+        let failing = register("fail", vec![out("id")], std::sync::Arc::new(|_: &[Value]| Err("no".into())));
+        let resolved = resolve(&failing, &|_| Some(json!(1)));
+        assert_eq!(find_error(&resolved), Some("`fail` failed: no"));
+        // An error inside an interpolated string stops it too.
+        let joined = resolve(&concat(vec![json!("x-"), failing]), &|_| Some(json!(1)));
+        assert_eq!(find_error(&joined), Some("`fail` failed: no"));
+    }
+
+    #[test]
+    fn json_text_is_canonical_and_secret_when_it_holds_a_secret() {
+        let v = single(JSON, json!({"b": out("id"), "a": [1, {"d": true, "c": null}]}));
+        assert_eq!(resolve(&v, &|_| Some(json!("i-1"))), json!(r#"{"a":[1,{"c":null,"d":true}],"b":"i-1"}"#));
+        assert_eq!(
+            resolve(&v, &|_| Some(secret(json!("pw")))),
+            secret(json!(r#"{"a":[1,{"c":null,"d":true}],"b":"pw"}"#))
+        );
     }
 }
 

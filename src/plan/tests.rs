@@ -32,6 +32,7 @@ fn d(name: &str, inputs: Value) -> DesiredResource {
         ignore_changes: vec![],
         aliases: vec![],
         delete_before_replace: false,
+        provider: None,
         replace_on_change: vec!["key".into()],
         secret_outputs: vec![],
         updatable_outputs: vec![],
@@ -51,6 +52,7 @@ fn s(name: &str, inputs: Value) -> ResourceState {
         protect: false,
         retain_on_delete: false,
         delete_before_replace: false,
+        provider: None,
     }
 }
 
@@ -122,6 +124,8 @@ fn desired(resources: Vec<DesiredResource>) -> Desired {
         resources: resources.into_iter().map(|r| (r.urn.clone(), r)).collect(),
         outputs: BTreeMap::new(),
         files: BTreeMap::new(),
+        components: BTreeMap::new(),
+        providers: BTreeMap::new(),
     }
 }
 

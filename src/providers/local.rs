@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::provider::{Context, Created, Observed, Provider, ProviderError};
-use crate::resource::{Handle, Input, Output, Resource};
+use crate::resource::{Input, Resource};
 
 /// A file with the given content (and optionally mode), written through a temporary file and
 /// renamed into place.
@@ -28,23 +28,22 @@ pub struct File {
     pub mode: Option<u32>,
 }
 
-/// The outputs of a [`File`].
-#[derive(Debug, Clone)]
-pub struct FileOutputs {
-    pub path: Output<String>,
-    /// Hex SHA-256 of the content.
-    pub sha256: Output<String>,
-    pub size: Output<u64>,
+crate::outputs! {
+    /// The outputs of a [`File`].
+    pub struct FileOutputs {
+        pub path: String,
+        /// Hex SHA-256 of the content.
+        pub sha256: String,
+        pub size: u64,
+    }
 }
 
 impl Resource for File {
     const TYPE: &'static str = "local:File";
     const REPLACE_ON_CHANGE: &'static [&'static str] = &["path"];
+    // Writing new content in place changes its hash and size.
     const UPDATABLE_OUTPUTS: &'static [&'static str] = &["sha256", "size"];
     type Outputs = FileOutputs;
-    fn outputs(h: &Handle) -> FileOutputs {
-        FileOutputs { path: h.output("path"), sha256: h.output("sha256"), size: h.output("size") }
-    }
 }
 
 #[derive(Deserialize)]
@@ -149,9 +148,9 @@ impl Provider for FileProvider {
     }
 }
 
-/// Every provider of this module.
+/// The providers of the `local` package: [`File`] and [`super::command::Command`].
 pub fn registry() -> crate::provider::Registry {
-    crate::provider::Registry::new().with(FileProvider)
+    crate::provider::Registry::new().with(FileProvider).with(super::command::CommandProvider)
 }
 
 #[cfg(test)]

@@ -525,6 +525,7 @@ mod tests {
             protect: false,
             retain_on_delete: false,
             delete_before_replace: false,
+            provider: None,
         }
     }
 

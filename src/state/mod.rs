@@ -41,6 +41,9 @@ pub struct ResourceState {
     pub retain_on_delete: bool,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub delete_before_replace: bool,
+    /// The provider configuration it was made with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<crate::stack::ProviderUse>,
 }
 
 /// What a pending operation was about to do.

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use cairn::provider::{Context, Created, Observed, Provider, ProviderError};
-use cairn::{Handle, Input, Output, Resource};
+use cairn::{Input, Resource};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -30,13 +30,14 @@ pub struct Thing {
     pub value: Input<String>,
 }
 
-/// The outputs of a [`Thing`].
-#[derive(Debug, Clone)]
-pub struct ThingOutputs {
-    /// Derived from the id: changes when the thing is replaced, kept through updates.
-    pub token: Output<String>,
-    /// The length of `value`: an update may change it.
-    pub length: Output<u64>,
+cairn::outputs! {
+    /// The outputs of a [`Thing`].
+    pub struct ThingOutputs {
+        /// Derived from the id: changes when the thing is replaced, kept through updates.
+        pub token: String,
+        /// The length of `value`: an update may change it.
+        pub length: u64,
+    }
 }
 
 impl Resource for Thing {
@@ -44,9 +45,6 @@ impl Resource for Thing {
     const REPLACE_ON_CHANGE: &'static [&'static str] = &["key"];
     const UPDATABLE_OUTPUTS: &'static [&'static str] = &["length"];
     type Outputs = ThingOutputs;
-    fn outputs(h: &Handle) -> ThingOutputs {
-        ThingOutputs { token: h.output("token"), length: h.output("length") }
-    }
 }
 
 /// A test resource keyed by its inputs, like a subscription or a metric filter: its id is
@@ -59,19 +57,17 @@ pub struct Keyed {
     pub mode: Input<String>,
 }
 
-/// The outputs of a [`Keyed`].
-#[derive(Debug, Clone)]
-pub struct KeyedOutputs {
-    pub id: Output<String>,
+cairn::outputs! {
+    /// The outputs of a [`Keyed`].
+    pub struct KeyedOutputs {
+        pub id: String,
+    }
 }
 
 impl Resource for Keyed {
     const TYPE: &'static str = "test:Keyed";
     const REPLACE_ON_CHANGE: &'static [&'static str] = &["name", "parent", "mode"];
     type Outputs = KeyedOutputs;
-    fn outputs(h: &Handle) -> KeyedOutputs {
-        KeyedOutputs { id: h.output("id") }
-    }
 }
 
 /// The provider of [`Thing`]s.

@@ -19,6 +19,7 @@ fn resource(stack: &str, i: usize, size: usize) -> ResourceState {
         protect: false,
         retain_on_delete: false,
         delete_before_replace: false,
+        provider: None,
     }
 }
 

@@ -38,22 +38,27 @@ const PAGE: &str = include_str!("../templates/page.html.tera");
 
 pub fn build(stack: &mut Stack, config: &Config) -> anyhow::Result<()> {
     let env = stack.env().to_string();
-    let pages: Vec<_> = stack.component("pages", |stack| {
-        config
-            .pages
-            .iter()
-            .map(|page| {
-                let html = stack.template(
-                    &format!("pages/{}.html", page.name),
-                    PAGE,
-                    &serde_json::json!({"title": config.title, "env": env, "page": page}),
-                );
-                let file =
-                    File { path: format!("{}/{}.html", config.out_dir, page.name), content: html, mode: Some(0o644) };
-                (page.name.clone(), stack.add_with(&page.name, file, Options::new().protect(config.protect)))
-            })
-            .collect()
-    });
+    let pages: Vec<_> = stack
+        .component("pages", |stack| {
+            config
+                .pages
+                .iter()
+                .map(|page| {
+                    let html = stack.template(
+                        &format!("pages/{}.html", page.name),
+                        PAGE,
+                        &serde_json::json!({"title": config.title, "env": env, "page": page}),
+                    );
+                    let file = File {
+                        path: format!("{}/{}.html", config.out_dir, page.name),
+                        content: html,
+                        mode: Some(0o644),
+                    };
+                    (page.name.clone(), stack.add_with(&page.name, file, Options::new().protect(config.protect)))
+                })
+                .collect::<Vec<_>>()
+        })
+        .into_inner();
 
     let mut index = vec![Part::from(format!("# {} ({env})\n\n", config.title))];
     for (name, file) in &pages {

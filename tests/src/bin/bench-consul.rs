@@ -174,6 +174,7 @@ async fn load_10k_ms(agent: &Agent) -> f64 {
                 protect: false,
                 retain_on_delete: false,
                 delete_before_replace: false,
+                provider: None,
             },
         );
     }

@@ -69,6 +69,7 @@ fn graph(n: usize) -> (Desired, StackState) {
                 ignore_changes: vec![],
                 aliases: vec![],
                 delete_before_replace: false,
+                provider: None,
                 replace_on_change: vec!["key".into()],
                 secret_outputs: vec![],
                 updatable_outputs: vec![],
@@ -87,6 +88,7 @@ fn graph(n: usize) -> (Desired, StackState) {
                 protect: false,
                 retain_on_delete: false,
                 delete_before_replace: false,
+                provider: None,
             },
         );
     }

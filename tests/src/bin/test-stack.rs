@@ -45,19 +45,22 @@ fn build(stack: &mut Stack, config: &Config) -> anyhow::Result<()> {
             );
         }
     });
-    let last = stack.component("chain", |stack| {
-        let mut previous = None;
-        for i in 0..config.chain {
-            let name = format!("c{i}");
-            let value = match &previous {
-                None => config.value.clone().into(),
-                Some(token) => interpolate([Part::from(config.value.as_str()), Part::from("+"), Part::from(token)]),
-            };
-            let thing = stack.add_with(&name, Thing { key: config.key.clone().map(Into::into), value }, opts(&name));
-            previous = Some(thing.token.clone());
-        }
-        previous
-    });
+    let last = stack
+        .component("chain", |stack| {
+            let mut previous = None;
+            for i in 0..config.chain {
+                let name = format!("c{i}");
+                let value = match &previous {
+                    None => config.value.clone().into(),
+                    Some(token) => interpolate([Part::from(config.value.as_str()), Part::from("+"), Part::from(token)]),
+                };
+                let thing =
+                    stack.add_with(&name, Thing { key: config.key.clone().map(Into::into), value }, opts(&name));
+                previous = Some(thing.token.clone());
+            }
+            previous
+        })
+        .into_inner();
     if let Some(token) = last {
         stack.export("last_token", token);
     }

@@ -1,6 +1,7 @@
 //! The engine in-process: plans and applies against the file backend and the test providers,
 //! with the world on disk, so that every test sees what really happened.
 
+mod api;
 mod exact;
 mod property;
 
