@@ -69,7 +69,9 @@ pub trait Resource: Serialize + 'static {
     const UPDATABLE_OUTPUTS: &'static [&'static str] = &[];
     /// Input properties that the resource's provider configuration fills in when the
     /// resource leaves them unset (`None`): an AWS resource's `region` comes from the
-    /// `aws` configuration chosen for it or for its component (see `Stack::provider`).
+    /// `aws` configuration chosen for it or for its component (see `Stack::provider`). One
+    /// that neither sets is a mistake, reported with the resource: a value the plan cannot
+    /// see (the machine's default region) would move resources without showing it.
     const PROVIDER_INPUTS: &'static [&'static str] = &[];
     /// Typed references to this resource's outputs, declared with [`crate::outputs!`].
     type Outputs: Outputs;

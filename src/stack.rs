@@ -335,11 +335,31 @@ impl Stack {
             Some(p) => Some(p),
             None => self.scopes.iter().rev().find_map(|s| s.providers.get(package)).cloned(),
         };
-        if let (Some(p), Value::Object(map)) = (&provider, &mut inputs) {
+        if let Value::Object(map) = &mut inputs {
             for key in R::PROVIDER_INPUTS {
-                let unset = map.get(*key).is_none_or(Value::is_null);
-                if let (true, Some(v)) = (unset, p.settings.get(*key)) {
-                    map.insert(key.to_string(), v.clone());
+                if !map.get(*key).is_none_or(Value::is_null) {
+                    continue;
+                }
+                match provider.as_ref().and_then(|p| p.settings.get(*key).filter(|v| !v.is_null())) {
+                    Some(v) => {
+                        map.insert(key.to_string(), v.clone());
+                    }
+                    None => {
+                        let from = match &provider {
+                            Some(p) => {
+                                format!("neither the resource nor its provider configuration `{}` sets it", p.name)
+                            }
+                            None => format!(
+                                "set it on the resource, or choose a `{package}` provider configuration for it or \
+                                 its component (`Stack::provider`, `Stack::use_provider`)"
+                            ),
+                        };
+                        self.errors.push(BuildError::Provider {
+                            message: format!("`{urn}` has no `{key}`: {from}"),
+                            at: here(at),
+                        });
+                        return declared;
+                    }
                 }
             }
         }

@@ -107,6 +107,7 @@ impl Moto {
             operation_timeout: Duration::from_secs(60),
             attempt_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
+            profile_file: None,
         }
     }
 
@@ -201,6 +202,8 @@ pub struct Faults {
 pub struct FaultyProxy {
     pub port: u16,
     seen: Arc<AtomicUsize>,
+    /// Every request received: the access key id it is signed with, and its body.
+    log: Arc<std::sync::Mutex<Vec<(String, String)>>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -222,6 +225,8 @@ impl FaultyProxy {
         let port = listener.local_addr().expect("addr").port();
         let seen = Arc::new(AtomicUsize::new(0));
         let counter = seen.clone();
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let logged = log.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -234,7 +239,7 @@ impl FaultyProxy {
                 let accept = async {
                     loop {
                         let Ok((conn, _)) = listener.accept().await else { return };
-                        tokio::spawn(serve(conn, upstream, faults, counter.clone()));
+                        tokio::spawn(serve(conn, upstream, faults, counter.clone(), logged.clone()));
                     }
                 };
                 tokio::select! {
@@ -244,7 +249,7 @@ impl FaultyProxy {
             });
             runtime.shutdown_background();
         });
-        FaultyProxy { port, seen, stop: Some(stop), thread: Some(thread) }
+        FaultyProxy { port, seen, log, stop: Some(stop), thread: Some(thread) }
     }
 
     pub fn endpoint(&self) -> String {
@@ -254,6 +259,13 @@ impl FaultyProxy {
     /// Requests received so far.
     pub fn requests(&self) -> usize {
         self.seen.load(Ordering::SeqCst)
+    }
+
+    /// The access key id of every request received so far whose body contains every one of
+    /// `texts`.
+    pub fn signers_of(&self, texts: &[&str]) -> Vec<String> {
+        let log = self.log.lock().expect("proxy log");
+        log.iter().filter(|(_, body)| texts.iter().all(|t| body.contains(t))).map(|(key, _)| key.clone()).collect()
     }
 }
 
@@ -269,9 +281,23 @@ impl Drop for FaultyProxy {
 }
 
 /// One connection: one request (each answer closes it).
-async fn serve(mut conn: tokio::net::TcpStream, upstream: u16, faults: Faults, counter: Arc<AtomicUsize>) {
+async fn serve(
+    mut conn: tokio::net::TcpStream,
+    upstream: u16,
+    faults: Faults,
+    counter: Arc<AtomicUsize>,
+    log: Arc<std::sync::Mutex<Vec<(String, String)>>>,
+) {
     let Some(request) = read_request(&mut conn).await else { return };
     let n = counter.fetch_add(1, Ordering::SeqCst);
+    {
+        // `Authorization: AWS4-HMAC-SHA256 Credential=<access key id>/<date>/...`
+        let head = head_of(&request);
+        let key = head.split("credential=").nth(1).and_then(|c| c.split('/').next()).unwrap_or_default();
+        let end = request.windows(4).position(|w| w == b"\r\n\r\n").map_or(request.len(), |e| e + 4);
+        let body = String::from_utf8_lossy(&request[end..]).into_owned();
+        log.lock().expect("proxy log").push((key.to_uppercase(), body));
+    }
     if !faults.latency.is_zero() {
         tokio::time::sleep(faults.latency).await;
     }

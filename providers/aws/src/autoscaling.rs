@@ -16,7 +16,7 @@ use aws_sdk_autoscaling::types::{
     PredefinedMetricSpecification, RefreshPreferences, Tag, TargetTrackingConfiguration,
 };
 use cairn::provider::{Context, Created, Observed, Provider, ProviderError};
-use cairn::{Handle, Input, Output, Resource};
+use cairn::{Input, Resource};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -74,7 +74,10 @@ async fn region_of(aws: &Aws, ctx: Context<'_>, inputs: &Value) -> Result<String
 pub struct AutoScalingGroup {
     /// Up to 255 characters, no `:`; unique per region.
     pub name: Input<String>,
-    pub region: String,
+    /// The region; `None`: the region of the `aws` provider configuration chosen for the
+    /// resource or its component (see [`crate::Settings`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// `lt-…`, e.g. a [`crate::ec2::LaunchTemplate`]'s `id`.
     pub launch_template_id: Input<String>,
     /// An explicit version number (e.g. the template's `latest_version`), never `$Latest` or
@@ -105,7 +108,6 @@ impl AutoScalingGroup {
     /// cooldown, a 600 s capacity wait, no tags and no instance refresh.
     pub fn new(
         name: impl Into<Input<String>>,
-        region: &str,
         launch_template_id: impl Into<Input<String>>,
         launch_template_version: impl Into<Input<String>>,
         min_size: i32,
@@ -114,7 +116,7 @@ impl AutoScalingGroup {
     ) -> AutoScalingGroup {
         AutoScalingGroup {
             name: name.into(),
-            region: region.to_string(),
+            region: None,
             launch_template_id: launch_template_id.into(),
             launch_template_version: launch_template_version.into(),
             min_size,
@@ -157,21 +159,20 @@ pub struct InstanceRefresh {
     pub min_healthy_percentage: i32,
 }
 
-/// The outputs of an [`AutoScalingGroup`].
-#[derive(Debug, Clone)]
-pub struct AutoScalingGroupOutputs {
-    pub name: Output<String>,
-    pub arn: Output<String>,
+cairn::outputs! {
+    /// The outputs of an [`AutoScalingGroup`].
+    pub struct AutoScalingGroupOutputs {
+        pub name: String,
+        pub arn: String,
+    }
 }
 
 impl Resource for AutoScalingGroup {
     const TYPE: &'static str = "aws:autoscaling:AutoScalingGroup";
+    const PROVIDER_INPUTS: &'static [&'static str] = &["region"];
     const REPLACE_ON_CHANGE: &'static [&'static str] = &["name", "region"];
     const DELETE_BEFORE_REPLACE: bool = true;
     type Outputs = AutoScalingGroupOutputs;
-    fn outputs(h: &Handle) -> AutoScalingGroupOutputs {
-        AutoScalingGroupOutputs { name: h.output("name"), arn: h.output("arn") }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -701,7 +702,10 @@ impl Provider for AutoScalingGroupProvider {
 /// the plan of a group's update knows it and leaves the hook alone.
 #[derive(Debug, Clone, Serialize)]
 pub struct LifecycleHook {
-    pub region: String,
+    /// The region; `None`: the region of the `aws` provider configuration chosen for the
+    /// resource or its component (see [`crate::Settings`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     pub auto_scaling_group_name: Input<String>,
     /// 1 to 255 letters, digits, `-`, `_` and `/`.
     pub name: String,
@@ -733,20 +737,19 @@ pub enum DefaultResult {
     Abandon,
 }
 
-/// The outputs of a [`LifecycleHook`].
-#[derive(Debug, Clone)]
-pub struct LifecycleHookOutputs {
-    pub name: Output<String>,
+cairn::outputs! {
+    /// The outputs of a [`LifecycleHook`].
+    pub struct LifecycleHookOutputs {
+        pub name: String,
+    }
 }
 
 impl Resource for LifecycleHook {
     const TYPE: &'static str = "aws:autoscaling:LifecycleHook";
+    const PROVIDER_INPUTS: &'static [&'static str] = &["region"];
     const REPLACE_ON_CHANGE: &'static [&'static str] = &["region", "auto_scaling_group_name", "name"];
     const DELETE_BEFORE_REPLACE: bool = true;
     type Outputs = LifecycleHookOutputs;
-    fn outputs(h: &Handle) -> LifecycleHookOutputs {
-        LifecycleHookOutputs { name: h.output("name") }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -982,7 +985,10 @@ impl Provider for LifecycleHookProvider {
 /// (`PutScalingPolicy`).
 #[derive(Debug, Clone, Serialize)]
 pub struct ScalingPolicy {
-    pub region: String,
+    /// The region; `None`: the region of the `aws` provider configuration chosen for the
+    /// resource or its component (see [`crate::Settings`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     pub auto_scaling_group_name: Input<String>,
     /// 1 to 255 letters, digits, `-`, `_` and `/`.
     pub name: String,
@@ -1013,21 +1019,20 @@ pub enum PredefinedMetric {
     },
 }
 
-/// The outputs of a [`ScalingPolicy`].
-#[derive(Debug, Clone)]
-pub struct ScalingPolicyOutputs {
-    pub arn: Output<String>,
-    pub name: Output<String>,
+cairn::outputs! {
+    /// The outputs of a [`ScalingPolicy`].
+    pub struct ScalingPolicyOutputs {
+        pub arn: String,
+        pub name: String,
+    }
 }
 
 impl Resource for ScalingPolicy {
     const TYPE: &'static str = "aws:autoscaling:ScalingPolicy";
+    const PROVIDER_INPUTS: &'static [&'static str] = &["region"];
     const REPLACE_ON_CHANGE: &'static [&'static str] = &["region", "auto_scaling_group_name", "name"];
     const DELETE_BEFORE_REPLACE: bool = true;
     type Outputs = ScalingPolicyOutputs;
-    fn outputs(h: &Handle) -> ScalingPolicyOutputs {
-        ScalingPolicyOutputs { arn: h.output("arn"), name: h.output("name") }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -1273,8 +1278,10 @@ mod tests {
     use super::*;
 
     fn group() -> Value {
-        serde_json::to_value(AutoScalingGroup::new("web", "us-east-1", "lt-1", "1", 1, 3, vec!["subnet-a".into()]))
-            .unwrap()
+        serde_json::to_value(
+            AutoScalingGroup::new("web", "lt-1", "1", 1, 3, vec!["subnet-a".into()]).in_region("us-east-1"),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -1299,7 +1306,7 @@ mod tests {
     #[test]
     fn hook_and_policy_validation_names_the_field() {
         let hook = serde_json::to_value(LifecycleHook {
-            region: "us-east-1".into(),
+            region: Some("us-east-1".into()),
             auto_scaling_group_name: "web".into(),
             name: "drain".into(),
             transition: Transition::Terminating,
@@ -1318,7 +1325,7 @@ mod tests {
         assert!(HookArgs::parse(&bad).unwrap_err().contains("`role_arn`"));
 
         let policy = serde_json::to_value(ScalingPolicy {
-            region: "us-east-1".into(),
+            region: Some("us-east-1".into()),
             auto_scaling_group_name: "web".into(),
             name: "cpu".into(),
             metric: PredefinedMetric::AverageCpuUtilization,

@@ -48,6 +48,10 @@ pub struct AwsConfig {
     pub attempt_timeout: Duration,
     /// Time limit to establish a connection.
     pub connect_timeout: Duration,
+    /// Read profiles from this file (in the format of `~/.aws/config`, credentials included)
+    /// instead of the standard files. Unset: the standard chain's (`AWS_CONFIG_FILE`,
+    /// `AWS_SHARED_CREDENTIALS_FILE`, `~/.aws/`).
+    pub profile_file: Option<std::path::PathBuf>,
 }
 
 impl Default for AwsConfig {
@@ -61,6 +65,7 @@ impl Default for AwsConfig {
             operation_timeout: Duration::from_secs(120),
             attempt_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
+            profile_file: None,
         }
     }
 }
@@ -76,6 +81,7 @@ impl fmt::Debug for AwsConfig {
             .field("operation_timeout", &self.operation_timeout)
             .field("attempt_timeout", &self.attempt_timeout)
             .field("connect_timeout", &self.connect_timeout)
+            .field("profile_file", &self.profile_file)
             .finish()
     }
 }
@@ -89,9 +95,67 @@ pub struct Aws {
 
 struct Inner {
     config: AwsConfig,
-    base: OnceCell<SdkConfig>,
-    /// One client per (service, region): the key's type is the SDK client's.
-    clients: Mutex<HashMap<(TypeId, String), SharedClient>>,
+    /// The configuration of each profile used (`None`: the standard chain's).
+    bases: Mutex<HashMap<Option<String>, Arc<OnceCell<SdkConfig>>>>,
+    /// One client per (service, profile, region): the key's type is the SDK client's.
+    clients: Mutex<HashMap<ClientKey, SharedClient>>,
+}
+
+/// (the SDK client's type, the profile, the region).
+type ClientKey = (TypeId, Option<String>, String);
+
+tokio::task_local! {
+    /// The profile of the provider configuration of the resource being worked on (see
+    /// [`Profiled`]): every client made or used during the call is that profile's.
+    static PROFILE: Option<String>;
+}
+
+/// The profile the current provider call runs under.
+fn current_profile() -> Option<String> {
+    PROFILE.try_with(Clone::clone).ok().flatten()
+}
+
+/// A provider whose calls run under the profile of the resource's `aws` provider
+/// configuration (`Context::settings["profile"]`), so that the clients it uses carry that
+/// profile's credentials.
+pub(crate) struct Profiled<P>(pub P);
+
+fn profile_of(ctx: &Context<'_>) -> Option<String> {
+    ctx.settings.get("profile").and_then(Value::as_str).map(str::to_string)
+}
+
+#[async_trait::async_trait]
+impl<P: cairn::provider::Provider> cairn::provider::Provider for Profiled<P> {
+    fn type_token(&self) -> &'static str {
+        self.0.type_token()
+    }
+    fn identity(&self, inputs: &Value) -> Value {
+        self.0.identity(inputs)
+    }
+    async fn create(&self, ctx: Context<'_>, inputs: &Value) -> Result<cairn::provider::Created, ProviderError> {
+        PROFILE.scope(profile_of(&ctx), self.0.create(ctx, inputs)).await
+    }
+    async fn read(
+        &self,
+        ctx: Context<'_>,
+        id: &str,
+        inputs: &Value,
+    ) -> Result<Option<cairn::provider::Observed>, ProviderError> {
+        PROFILE.scope(profile_of(&ctx), self.0.read(ctx, id, inputs)).await
+    }
+    async fn update(&self, ctx: Context<'_>, id: &str, old: &Value, new: &Value) -> Result<Value, ProviderError> {
+        PROFILE.scope(profile_of(&ctx), self.0.update(ctx, id, old, new)).await
+    }
+    async fn delete(&self, ctx: Context<'_>, id: &str, inputs: &Value) -> Result<(), ProviderError> {
+        PROFILE.scope(profile_of(&ctx), self.0.delete(ctx, id, inputs)).await
+    }
+    async fn find(
+        &self,
+        ctx: Context<'_>,
+        identity: &Value,
+    ) -> Result<Option<cairn::provider::Observed>, ProviderError> {
+        PROFILE.scope(profile_of(&ctx), self.0.find(ctx, identity)).await
+    }
 }
 
 /// A client of some service, with its service's name (for counts); its type is in the key.
@@ -141,7 +205,7 @@ impl Default for Aws {
 
 impl Aws {
     pub fn new(config: AwsConfig) -> Aws {
-        Aws { inner: Arc::new(Inner { config, base: OnceCell::new(), clients: Mutex::default() }) }
+        Aws { inner: Arc::new(Inner { config, bases: Mutex::default(), clients: Mutex::default() }) }
     }
 
     /// The standard chain with no overrides.
@@ -153,46 +217,57 @@ impl Aws {
         &self.inner.config
     }
 
-    async fn base(&self) -> &SdkConfig {
-        self.inner
-            .base
-            .get_or_init(|| async {
-                let c = &self.inner.config;
-                let http = aws_smithy_http_client::Builder::new()
-                    .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-                    .build_https();
-                let mut loader = aws_config::defaults(BehaviorVersion::latest())
-                    .http_client(http)
-                    .retry_config(
-                        RetryConfig::standard()
-                            .with_max_attempts(c.max_attempts.max(1))
-                            .with_initial_backoff(c.initial_backoff),
-                    )
-                    .timeout_config(
-                        TimeoutConfig::builder()
-                            .connect_timeout(c.connect_timeout)
-                            .operation_timeout(c.operation_timeout)
-                            .operation_attempt_timeout(c.attempt_timeout)
-                            .build(),
-                    );
-                if let Some(url) = &c.endpoint_url {
-                    loader = loader.endpoint_url(url);
-                }
-                if let Some((id, secret)) = &c.static_credentials {
-                    loader = loader.credentials_provider(aws_credential_types::Credentials::new(
-                        id,
-                        secret,
-                        None,
-                        None,
-                        "cairn-static",
-                    ));
-                }
-                if let Some(region) = &c.default_region {
-                    loader = loader.region(Region::new(region.clone()));
-                }
-                loader.load().await
-            })
-            .await
+    /// The shared configuration of the current call's profile, loaded once per profile.
+    async fn base(&self) -> SdkConfig {
+        let profile = current_profile();
+        let cell = self.inner.bases.lock().expect("lock poisoned").entry(profile.clone()).or_default().clone();
+        cell.get_or_init(|| async {
+            let c = &self.inner.config;
+            let http = aws_smithy_http_client::Builder::new()
+                .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+                .build_https();
+            let mut loader = aws_config::defaults(BehaviorVersion::latest())
+                .http_client(http)
+                .retry_config(
+                    RetryConfig::standard()
+                        .with_max_attempts(c.max_attempts.max(1))
+                        .with_initial_backoff(c.initial_backoff),
+                )
+                .timeout_config(
+                    TimeoutConfig::builder()
+                        .connect_timeout(c.connect_timeout)
+                        .operation_timeout(c.operation_timeout)
+                        .operation_attempt_timeout(c.attempt_timeout)
+                        .build(),
+                );
+            if let Some(url) = &c.endpoint_url {
+                loader = loader.endpoint_url(url);
+            }
+            if let Some((id, secret)) = &c.static_credentials {
+                loader = loader.credentials_provider(aws_credential_types::Credentials::new(
+                    id,
+                    secret,
+                    None,
+                    None,
+                    "cairn-static",
+                ));
+            }
+            if let Some(region) = &c.default_region {
+                loader = loader.region(Region::new(region.clone()));
+            }
+            if let Some(file) = &c.profile_file {
+                let files = aws_runtime::env_config::file::EnvConfigFiles::builder()
+                    .with_file(aws_runtime::env_config::file::EnvConfigFileKind::Config, file)
+                    .build();
+                loader = loader.profile_files(files);
+            }
+            if let Some(p) = &profile {
+                loader = loader.profile_name(p);
+            }
+            loader.load().await
+        })
+        .await
+        .clone()
     }
 
     /// The region to use: the one given, or the configured default.
@@ -208,11 +283,11 @@ impl Aws {
 
     /// The client of service `C` for `region`, created on first use and shared after.
     pub(crate) async fn client<C: ServiceClient>(&self, region: &str) -> C {
-        let key = (TypeId::of::<C>(), region.to_string());
+        let key = (TypeId::of::<C>(), current_profile(), region.to_string());
         if let Some((_, c)) = self.inner.clients.lock().expect("lock poisoned").get(&key) {
             return c.downcast_ref::<C>().expect("clients are keyed by their type").clone();
         }
-        let client = C::build(self.base().await, region);
+        let client = C::build(&self.base().await, region);
         let mut clients = self.inner.clients.lock().expect("lock poisoned");
         let (_, entry) = clients.entry(key).or_insert_with(|| (C::SERVICE, Box::new(client)));
         entry.downcast_ref::<C>().expect("clients are keyed by their type").clone()

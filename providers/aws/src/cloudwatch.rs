@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_cloudwatch::types::{AlarmType, ComparisonOperator, Dimension, MetricAlarm as SdkAlarm, Statistic, Tag};
 use cairn::provider::{Context, Created, Observed, Provider, ProviderError};
-use cairn::{Handle, Input, Output, Resource};
+use cairn::{Input, Resource};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -48,7 +48,10 @@ const EXTENDED_PREFIXES: &[&str] = &["p", "tm", "tc", "ts", "wm", "PR", "TM", "T
 /// replaces it; everything else changes in place (`PutMetricAlarm` rewrites the alarm).
 #[derive(Debug, Clone, Serialize)]
 pub struct MetricAlarm {
-    pub region: String,
+    /// The region; `None`: the region of the `aws` provider configuration chosen for the
+    /// resource or its component (see [`crate::Settings`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// 1 to 255 characters, unique in the account and region.
     pub name: String,
     /// The metric's namespace, e.g. `AWS/EC2`.
@@ -86,7 +89,6 @@ impl MetricAlarm {
     /// is at least `threshold`; missing data is `missing`, and there are no actions yet.
     pub fn new(
         name: &str,
-        region: &str,
         namespace: &str,
         metric_name: &str,
         statistic: &str,
@@ -94,7 +96,7 @@ impl MetricAlarm {
         threshold: f64,
     ) -> MetricAlarm {
         MetricAlarm {
-            region: region.to_string(),
+            region: None,
             name: name.to_string(),
             namespace: namespace.to_string(),
             metric_name: metric_name.to_string(),
@@ -115,20 +117,19 @@ impl MetricAlarm {
     }
 }
 
-/// The outputs of a [`MetricAlarm`].
-#[derive(Debug, Clone)]
-pub struct MetricAlarmOutputs {
-    pub arn: Output<String>,
-    pub name: Output<String>,
+cairn::outputs! {
+    /// The outputs of a [`MetricAlarm`].
+    pub struct MetricAlarmOutputs {
+        pub arn: String,
+        pub name: String,
+    }
 }
 
 impl Resource for MetricAlarm {
     const TYPE: &'static str = "aws:cloudwatch:MetricAlarm";
+    const PROVIDER_INPUTS: &'static [&'static str] = &["region"];
     const REPLACE_ON_CHANGE: &'static [&'static str] = &["name", "region"];
     type Outputs = MetricAlarmOutputs;
-    fn outputs(h: &Handle) -> MetricAlarmOutputs {
-        MetricAlarmOutputs { arn: h.output("arn"), name: h.output("name") }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -518,7 +519,10 @@ impl Provider for MetricAlarmProvider {
 /// in place.
 #[derive(Debug, Clone, Serialize)]
 pub struct Dashboard {
-    pub region: String,
+    /// The region; `None`: the region of the `aws` provider configuration chosen for the
+    /// resource or its component (see [`crate::Settings`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// Letters, digits, `-` and `_`, 1 to 255 characters.
     pub name: String,
     /// The dashboard's JSON document (a JSON object, usually with `widgets`). AWS may reformat
@@ -528,26 +532,25 @@ pub struct Dashboard {
 
 impl Dashboard {
     /// A dashboard with this JSON body.
-    pub fn new(name: &str, region: &str, body: impl Into<Input<String>>) -> Dashboard {
-        Dashboard { region: region.to_string(), name: name.to_string(), body: body.into() }
+    pub fn new(name: &str, body: impl Into<Input<String>>) -> Dashboard {
+        Dashboard { region: None, name: name.to_string(), body: body.into() }
     }
 }
 
-/// The outputs of a [`Dashboard`].
-#[derive(Debug, Clone)]
-pub struct DashboardOutputs {
-    pub arn: Output<String>,
-    pub name: Output<String>,
+cairn::outputs! {
+    /// The outputs of a [`Dashboard`].
+    pub struct DashboardOutputs {
+        pub arn: String,
+        pub name: String,
+    }
 }
 
 impl Resource for Dashboard {
     const TYPE: &'static str = "aws:cloudwatch:Dashboard";
+    const PROVIDER_INPUTS: &'static [&'static str] = &["region"];
     const REPLACE_ON_CHANGE: &'static [&'static str] = &["name", "region"];
     const DELETE_BEFORE_REPLACE: bool = true;
     type Outputs = DashboardOutputs;
-    fn outputs(h: &Handle) -> DashboardOutputs {
-        DashboardOutputs { arn: h.output("arn"), name: h.output("name") }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -716,8 +719,10 @@ mod tests {
     use super::*;
 
     fn alarm() -> Value {
-        serde_json::to_value(MetricAlarm::new("cpu", "us-east-1", "AWS/EC2", "CPUUtilization", "Average", 60, 80.0))
-            .unwrap()
+        serde_json::to_value(
+            MetricAlarm::new("cpu", "AWS/EC2", "CPUUtilization", "Average", 60, 80.0).in_region("us-east-1"),
+        )
+        .unwrap()
     }
 
     #[test]

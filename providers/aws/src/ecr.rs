@@ -13,7 +13,7 @@ use aws_sdk_ecr::types::{
     RepositoryFilterType, Tag,
 };
 use cairn::provider::{Context, Created, Observed, Provider, ProviderError};
-use cairn::{Handle, Input, Output, Resource};
+use cairn::{Input, Resource};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -37,7 +37,10 @@ pub struct Repository {
     /// Lowercase letters, digits, `.`, `_`, `-` and `/`-separated namespaces; 2 to 256
     /// characters.
     pub name: Input<String>,
-    pub region: String,
+    /// The region; `None`: the region of the `aws` provider configuration chosen for the
+    /// resource or its component (see [`crate::Settings`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     pub scan_on_push: bool,
     pub image_tag_mutability: TagMutability,
     pub encryption: Encryption,
@@ -53,10 +56,10 @@ pub struct Repository {
 
 impl Repository {
     /// A mutable, unscanned, AES256-encrypted repository without policies or tags.
-    pub fn new(name: impl Into<Input<String>>, region: &str) -> Repository {
+    pub fn new(name: impl Into<Input<String>>) -> Repository {
         Repository {
             name: name.into(),
-            region: region.to_string(),
+            region: None,
             scan_on_push: false,
             image_tag_mutability: TagMutability::Mutable,
             encryption: Encryption::Aes256,
@@ -88,29 +91,23 @@ pub enum Encryption {
     Kms { kms_key: Option<Input<String>> },
 }
 
-/// The outputs of a [`Repository`].
-#[derive(Debug, Clone)]
-pub struct RepositoryOutputs {
-    pub arn: Output<String>,
-    /// `<registry>.dkr.ecr.<region>.amazonaws.com/<name>`, for `docker push`.
-    pub repository_uri: Output<String>,
-    pub registry_id: Output<String>,
-    pub name: Output<String>,
+cairn::outputs! {
+    /// The outputs of a [`Repository`].
+    pub struct RepositoryOutputs {
+        pub arn: String,
+        /// `<registry>.dkr.ecr.<region>.amazonaws.com/<name>`, for `docker push`.
+        pub repository_uri: String,
+        pub registry_id: String,
+        pub name: String,
+    }
 }
 
 impl Resource for Repository {
     const TYPE: &'static str = "aws:ecr:Repository";
+    const PROVIDER_INPUTS: &'static [&'static str] = &["region"];
     const REPLACE_ON_CHANGE: &'static [&'static str] = &["name", "region", "encryption"];
     const DELETE_BEFORE_REPLACE: bool = true;
     type Outputs = RepositoryOutputs;
-    fn outputs(h: &Handle) -> RepositoryOutputs {
-        RepositoryOutputs {
-            arn: h.output("arn"),
-            repository_uri: h.output("repository_uri"),
-            registry_id: h.output("registry_id"),
-            name: h.output("name"),
-        }
-    }
 }
 
 /// A repository's inputs as the provider receives them.
@@ -556,7 +553,10 @@ impl Provider for RepositoryProvider {
 /// replaces it; the rules change in place.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReplicationConfiguration {
-    pub region: String,
+    /// The region; `None`: the region of the `aws` provider configuration chosen for the
+    /// resource or its component (see [`crate::Settings`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     pub rules: Vec<ReplicationRule>,
 }
 
@@ -575,19 +575,18 @@ pub struct ReplicationDestination {
     pub registry_id: Input<String>,
 }
 
-/// The outputs of a [`ReplicationConfiguration`].
-#[derive(Debug, Clone)]
-pub struct ReplicationConfigurationOutputs {
-    pub registry_id: Output<String>,
+cairn::outputs! {
+    /// The outputs of a [`ReplicationConfiguration`].
+    pub struct ReplicationConfigurationOutputs {
+        pub registry_id: String,
+    }
 }
 
 impl Resource for ReplicationConfiguration {
     const TYPE: &'static str = "aws:ecr:ReplicationConfiguration";
+    const PROVIDER_INPUTS: &'static [&'static str] = &["region"];
     const REPLACE_ON_CHANGE: &'static [&'static str] = &["region"];
     type Outputs = ReplicationConfigurationOutputs;
-    fn outputs(h: &Handle) -> ReplicationConfigurationOutputs {
-        ReplicationConfigurationOutputs { registry_id: h.output("registry_id") }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -818,13 +817,13 @@ mod tests {
 
     #[test]
     fn program_side_serialization_is_what_the_provider_reads() {
-        let mut r = Repository::new("app", "us-east-1");
+        let mut r = Repository::new("app").in_region("us-east-1");
         r.encryption = Encryption::Kms { kms_key: Some("arn:aws:kms:us-east-1:1:key/k".into()) };
         let v = serde_json::to_value(&r).unwrap();
         assert_eq!(v["encryption"], json!({"type": "KMS", "kms_key": "arn:aws:kms:us-east-1:1:key/k"}));
         assert_eq!(v["image_tag_mutability"], json!("MUTABLE"));
         assert!(RepoArgs::parse(&v).is_ok());
-        let v = serde_json::to_value(Repository::new("app", "us-east-1")).unwrap();
+        let v = serde_json::to_value(Repository::new("app").in_region("us-east-1")).unwrap();
         assert_eq!(v["encryption"], json!({"type": "AES256"}));
     }
 }

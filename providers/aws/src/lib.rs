@@ -19,7 +19,7 @@
 //! ```ignore
 //! let aws = cairn_aws::Aws::from_env();
 //! let registry = cairn_aws::add_to(cairn::providers::local::registry(), &aws);
-//! let repo = stack.add("app", cairn_aws::ecr::Repository::new("team/app", "eu-west-1"));
+//! let repo = stack.add("app", cairn_aws::ecr::Repository::new("team/app").in_region("eu-west-1"));
 //! let uri = repo.repository_uri.clone();
 //! ```
 //!
@@ -39,8 +39,13 @@
 //!   `latest_version`, a route table association's `association_id`, what a lookup finds);
 //!   every other output (ids, ARNs, names) keeps its value, so dependents of an updated
 //!   resource plan exactly.
-//! - Every resource has a `region` input; ids are ARNs where AWS has them, so a resource is
-//!   read back (and imported) from its id alone.
+//! - Every regional resource has a `region` input, set on the resource (`in_region`) or,
+//!   usually, by the `aws` provider configuration chosen for it or its component
+//!   ([`Settings`]: region and profile); ids are ARNs where AWS has them, so a resource is
+//!   read back (and imported) from its id alone. Each call runs with the credentials of the
+//!   resource's profile (`client::Profiled`).
+//! - Each type says which outputs an update may change (`UPDATABLE_OUTPUTS`); the others
+//!   stay known through an update, so dependents plan exactly.
 //! - `read` reports the inputs as AWS has them, so `cairn refresh` shows drift; `None` when
 //!   the resource is gone. Deleting a resource that is already gone succeeds.
 //! - Inputs are validated before any call, with errors naming the field.
@@ -84,7 +89,84 @@ pub mod route53;
 pub mod sns;
 pub mod tagging;
 
+use client::Profiled;
 pub use client::{Aws, AwsConfig};
+
+/// The settings of an `aws` provider configuration: the region of its resources (unless a
+/// resource sets its own), and the profile of the shared config files whose credentials (and
+/// so account) they are managed with.
+///
+/// ```ignore
+/// let east = stack.provider("east", cairn_aws::Settings::region("us-east-1"));
+/// let audit = stack.provider("audit", cairn_aws::Settings::region("eu-west-1").profile("audit"));
+/// stack.component("network-east", |s| {
+///     s.use_provider(&east);
+///     s.add("vpc", Vpc::new("10.0.0.0/16"));           // in us-east-1
+/// });
+/// stack.add_with("trail", LogGroup::new("/audit"), Options::new().provider(&audit));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Settings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+}
+
+impl Settings {
+    /// Resources in `region`, with the standard chain's credentials.
+    pub fn region(region: &str) -> Settings {
+        Settings { region: Some(region.to_string()), profile: None }
+    }
+
+    /// The same, managed with the credentials of `profile` (from the shared config files).
+    pub fn profile(mut self, profile: &str) -> Settings {
+        self.profile = Some(profile.to_string());
+        self
+    }
+}
+
+impl cairn::ProviderSettings for Settings {
+    const PACKAGE: &'static str = "aws";
+}
+
+macro_rules! regional {
+    ($($t:path),* $(,)?) => {$(
+        impl $t {
+            /// The same resource in `region`, whatever its provider configuration says.
+            pub fn in_region(mut self, region: &str) -> Self {
+                self.region = Some(region.to_string());
+                self
+            }
+        }
+    )*};
+}
+
+regional![
+    autoscaling::AutoScalingGroup,
+    autoscaling::LifecycleHook,
+    autoscaling::ScalingPolicy,
+    cloudwatch::Dashboard,
+    cloudwatch::MetricAlarm,
+    ec2::AmiLookup,
+    ec2::InternetGateway,
+    ec2::KeyPair,
+    ec2::LaunchTemplate,
+    ec2::Route,
+    ec2::RouteTable,
+    ec2::RouteTableAssociation,
+    ec2::SecurityGroup,
+    ec2::SecurityGroupEgressRule,
+    ec2::SecurityGroupIngressRule,
+    ec2::Subnet,
+    ec2::Vpc,
+    ec2::VpcEndpoint,
+    ecr::ReplicationConfiguration,
+    ecr::Repository,
+    logs::LogGroup,
+    logs::MetricFilter,
+    sns::Topic,
+];
 
 /// Every provider of this crate, sharing `aws`.
 pub fn registry(aws: &Aws) -> cairn::provider::Registry {
@@ -96,34 +178,34 @@ pub fn registry(aws: &Aws) -> cairn::provider::Registry {
 pub fn add_to(registry: cairn::provider::Registry, aws: &Aws) -> cairn::provider::Registry {
     registry
         .with_inventory(tagging::TaggedResources::new(aws))
-        .with(ecr::RepositoryProvider::new(aws))
-        .with(ecr::ReplicationConfigurationProvider::new(aws))
-        .with(sns::TopicProvider::new(aws))
-        .with(sns::SubscriptionProvider::new(aws))
-        .with(logs::LogGroupProvider::new(aws))
-        .with(logs::MetricFilterProvider::new(aws))
-        .with(ec2::KeyPairProvider::new(aws))
-        .with(ec2::LaunchTemplateProvider::new(aws))
-        .with(ec2::AmiLookupProvider::new(aws))
-        .with(autoscaling::AutoScalingGroupProvider::new(aws))
-        .with(autoscaling::LifecycleHookProvider::new(aws))
-        .with(autoscaling::ScalingPolicyProvider::new(aws))
-        .with(route53::HostedZoneProvider::new(aws))
-        .with(route53::HostedZoneLookupProvider::new(aws))
-        .with(route53::RecordSetProvider::new(aws))
-        .with(route53::HealthCheckProvider::new(aws))
-        .with(cloudwatch::MetricAlarmProvider::new(aws))
-        .with(cloudwatch::DashboardProvider::new(aws))
-        .with(ec2::VpcProvider::new(aws))
-        .with(ec2::SubnetProvider::new(aws))
-        .with(ec2::InternetGatewayProvider::new(aws))
-        .with(ec2::RouteTableProvider::new(aws))
-        .with(ec2::RouteProvider::new(aws))
-        .with(ec2::RouteTableAssociationProvider::new(aws))
-        .with(ec2::SecurityGroupProvider::new(aws))
-        .with(ec2::SecurityGroupRuleProvider::ingress(aws))
-        .with(ec2::SecurityGroupRuleProvider::egress(aws))
-        .with(ec2::VpcEndpointProvider::new(aws))
+        .with(Profiled(ecr::RepositoryProvider::new(aws)))
+        .with(Profiled(ecr::ReplicationConfigurationProvider::new(aws)))
+        .with(Profiled(sns::TopicProvider::new(aws)))
+        .with(Profiled(sns::SubscriptionProvider::new(aws)))
+        .with(Profiled(logs::LogGroupProvider::new(aws)))
+        .with(Profiled(logs::MetricFilterProvider::new(aws)))
+        .with(Profiled(ec2::KeyPairProvider::new(aws)))
+        .with(Profiled(ec2::LaunchTemplateProvider::new(aws)))
+        .with(Profiled(ec2::AmiLookupProvider::new(aws)))
+        .with(Profiled(autoscaling::AutoScalingGroupProvider::new(aws)))
+        .with(Profiled(autoscaling::LifecycleHookProvider::new(aws)))
+        .with(Profiled(autoscaling::ScalingPolicyProvider::new(aws)))
+        .with(Profiled(route53::HostedZoneProvider::new(aws)))
+        .with(Profiled(route53::HostedZoneLookupProvider::new(aws)))
+        .with(Profiled(route53::RecordSetProvider::new(aws)))
+        .with(Profiled(route53::HealthCheckProvider::new(aws)))
+        .with(Profiled(cloudwatch::MetricAlarmProvider::new(aws)))
+        .with(Profiled(cloudwatch::DashboardProvider::new(aws)))
+        .with(Profiled(ec2::VpcProvider::new(aws)))
+        .with(Profiled(ec2::SubnetProvider::new(aws)))
+        .with(Profiled(ec2::InternetGatewayProvider::new(aws)))
+        .with(Profiled(ec2::RouteTableProvider::new(aws)))
+        .with(Profiled(ec2::RouteProvider::new(aws)))
+        .with(Profiled(ec2::RouteTableAssociationProvider::new(aws)))
+        .with(Profiled(ec2::SecurityGroupProvider::new(aws)))
+        .with(Profiled(ec2::SecurityGroupRuleProvider::ingress(aws)))
+        .with(Profiled(ec2::SecurityGroupRuleProvider::egress(aws)))
+        .with(Profiled(ec2::VpcEndpointProvider::new(aws)))
 }
 
 #[cfg(test)]
@@ -131,27 +213,14 @@ mod tests {
     use cairn::Resource;
 
     /// Every type of this crate: its token, its `UPDATABLE_OUTPUTS`, and the output paths its
-    /// typed outputs (`Resource::outputs`) name.
+    /// typed outputs declare (`cairn::outputs!`).
     fn types() -> Vec<(&'static str, &'static [&'static str], Vec<String>)> {
-        // `Resource::outputs` only names paths on the handle it is given: any declared
-        // resource's handle will do to build every type's typed outputs.
-        let mut stack = cairn::Stack::new("check", "test");
-        let handle = stack.add("x", super::sns::Topic::new("x", "us-east-1")).handle;
-        // The paths in the typed outputs' `Debug` (`Output(<urn>#<path>)`, the only view of
-        // every field there is).
-        let paths = |debug: String| -> Vec<String> {
-            debug
-                .split("Output(")
-                .skip(1)
-                .filter_map(|s| Some(s.split(')').next()?.split_once('#')?.1.into()))
-                .collect()
-        };
         macro_rules! types {
             ($($t:ty),* $(,)?) => {
                 vec![$((
                     <$t as Resource>::TYPE,
                     <$t as Resource>::UPDATABLE_OUTPUTS,
-                    paths(format!("{:?}", <$t as Resource>::outputs(&handle))),
+                    <<$t as Resource>::Outputs as cairn::Outputs>::PATHS.iter().map(|p| p.to_string()).collect(),
                 )),*]
             };
         }

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_cloudwatchlogs::types::MetricTransformation as SdkTransformation;
 use cairn::provider::{Context, Created, Observed, Provider, ProviderError};
-use cairn::{Handle, Input, Output, Resource};
+use cairn::{Input, Resource};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -31,7 +31,10 @@ pub const RETENTION_DAYS: &[u32] =
 pub struct LogGroup {
     /// Letters, digits and `._-/#`, 1 to 512 characters.
     pub name: Input<String>,
-    pub region: String,
+    /// The region; `None`: the region of the `aws` provider configuration chosen for the
+    /// resource or its component (see [`crate::Settings`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// One of [`RETENTION_DAYS`]; `None`: kept forever.
     pub retention_days: Option<u32>,
     /// ARN of the KMS key that encrypts the group's data; `None`: AWS-owned keys.
@@ -42,31 +45,24 @@ pub struct LogGroup {
 
 impl LogGroup {
     /// A log group kept forever, without KMS key or tags.
-    pub fn new(name: impl Into<Input<String>>, region: &str) -> LogGroup {
-        LogGroup {
-            name: name.into(),
-            region: region.to_string(),
-            retention_days: None,
-            kms_key_id: None,
-            tags: BTreeMap::new(),
-        }
+    pub fn new(name: impl Into<Input<String>>) -> LogGroup {
+        LogGroup { name: name.into(), region: None, retention_days: None, kms_key_id: None, tags: BTreeMap::new() }
     }
 }
 
-/// The outputs of a [`LogGroup`].
-#[derive(Debug, Clone)]
-pub struct LogGroupOutputs {
-    pub arn: Output<String>,
-    pub name: Output<String>,
+cairn::outputs! {
+    /// The outputs of a [`LogGroup`].
+    pub struct LogGroupOutputs {
+        pub arn: String,
+        pub name: String,
+    }
 }
 
 impl Resource for LogGroup {
     const TYPE: &'static str = "aws:logs:LogGroup";
+    const PROVIDER_INPUTS: &'static [&'static str] = &["region"];
     const REPLACE_ON_CHANGE: &'static [&'static str] = &["name", "region"];
     type Outputs = LogGroupOutputs;
-    fn outputs(h: &Handle) -> LogGroupOutputs {
-        LogGroupOutputs { arn: h.output("arn"), name: h.output("name") }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -354,7 +350,10 @@ impl Provider for LogGroupProvider {
 /// Metric filters cannot be tagged: one is found again by its name, unique within its group.
 #[derive(Debug, Clone, Serialize)]
 pub struct MetricFilter {
-    pub region: String,
+    /// The region; `None`: the region of the `aws` provider configuration chosen for the
+    /// resource or its component (see [`crate::Settings`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     pub log_group_name: Input<String>,
     pub name: String,
     /// A CloudWatch Logs filter pattern; empty matches every event.
@@ -375,20 +374,19 @@ pub struct MetricTransformation {
     pub default_value: Option<f64>,
 }
 
-/// The outputs of a [`MetricFilter`].
-#[derive(Debug, Clone)]
-pub struct MetricFilterOutputs {
-    pub name: Output<String>,
-    pub log_group_name: Output<String>,
+cairn::outputs! {
+    /// The outputs of a [`MetricFilter`].
+    pub struct MetricFilterOutputs {
+        pub name: String,
+        pub log_group_name: String,
+    }
 }
 
 impl Resource for MetricFilter {
     const TYPE: &'static str = "aws:logs:MetricFilter";
+    const PROVIDER_INPUTS: &'static [&'static str] = &["region"];
     const REPLACE_ON_CHANGE: &'static [&'static str] = &["region", "log_group_name", "name"];
     type Outputs = MetricFilterOutputs;
-    fn outputs(h: &Handle) -> MetricFilterOutputs {
-        MetricFilterOutputs { name: h.output("name"), log_group_name: h.output("log_group_name") }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -35,7 +35,7 @@ use aws_sdk_route53::types::{
     ResourceRecordSet, ResourceRecordSetRegion, RrType, Tag, TagResourceType, Vpc, VpcRegion,
 };
 use cairn::provider::{Context, Created, Observed, Provider, ProviderError};
-use cairn::{Handle, Input, Output, Resource};
+use cairn::{Input, Resource};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -288,22 +288,20 @@ impl HostedZone {
     }
 }
 
-/// The outputs of a [`HostedZone`].
-#[derive(Debug, Clone)]
-pub struct HostedZoneOutputs {
-    /// The zone's id, without the `/hostedzone/` prefix.
-    pub zone_id: Output<String>,
-    /// The zone's name servers (none for a private zone).
-    pub name_servers: Output<Vec<String>>,
+cairn::outputs! {
+    /// The outputs of a [`HostedZone`].
+    pub struct HostedZoneOutputs {
+        /// The zone's id, without the `/hostedzone/` prefix.
+        pub zone_id: String,
+        /// The zone's name servers (none for a private zone).
+        pub name_servers: Vec<String>,
+    }
 }
 
 impl Resource for HostedZone {
     const TYPE: &'static str = "aws:route53:HostedZone";
     const REPLACE_ON_CHANGE: &'static [&'static str] = &["name", "vpc_id", "vpc_region"];
     type Outputs = HostedZoneOutputs;
-    fn outputs(h: &Handle) -> HostedZoneOutputs {
-        HostedZoneOutputs { zone_id: h.output("zone_id"), name_servers: h.output("name_servers") }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -644,13 +642,14 @@ impl HostedZoneLookup {
     }
 }
 
-/// The outputs of a [`HostedZoneLookup`].
-#[derive(Debug, Clone)]
-pub struct HostedZoneLookupOutputs {
-    /// The zone's id, without the `/hostedzone/` prefix.
-    pub zone_id: Output<String>,
-    /// The zone's name in canonical form (lowercase, with the trailing dot).
-    pub name: Output<String>,
+cairn::outputs! {
+    /// The outputs of a [`HostedZoneLookup`].
+    pub struct HostedZoneLookupOutputs {
+        /// The zone's id, without the `/hostedzone/` prefix.
+        pub zone_id: String,
+        /// The zone's name in canonical form (lowercase, with the trailing dot).
+        pub name: String,
+    }
 }
 
 impl Resource for HostedZoneLookup {
@@ -659,9 +658,6 @@ impl Resource for HostedZoneLookup {
     // `update` looks the zone up again: one made anew under the name has a new id (unplanned: every input replaces).
     const UPDATABLE_OUTPUTS: &'static [&'static str] = &["zone_id"];
     type Outputs = HostedZoneLookupOutputs;
-    fn outputs(h: &Handle) -> HostedZoneLookupOutputs {
-        HostedZoneLookupOutputs { zone_id: h.output("zone_id"), name: h.output("name") }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -857,11 +853,12 @@ impl RecordSet {
     }
 }
 
-/// The outputs of a [`RecordSet`].
-#[derive(Debug, Clone)]
-pub struct RecordSetOutputs {
-    /// The name in canonical form (lowercase, with the trailing dot).
-    pub fqdn: Output<String>,
+cairn::outputs! {
+    /// The outputs of a [`RecordSet`].
+    pub struct RecordSetOutputs {
+        /// The name in canonical form (lowercase, with the trailing dot).
+        pub fqdn: String,
+    }
 }
 
 impl Resource for RecordSet {
@@ -870,9 +867,6 @@ impl Resource for RecordSet {
         &["zone_id", "name", "type", "routing.policy", "routing.set_identifier"];
     const DELETE_BEFORE_REPLACE: bool = true;
     type Outputs = RecordSetOutputs;
-    fn outputs(h: &Handle) -> RecordSetOutputs {
-        RecordSetOutputs { fqdn: h.output("fqdn") }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -1322,19 +1316,17 @@ impl HealthCheck {
     }
 }
 
-/// The outputs of a [`HealthCheck`].
-#[derive(Debug, Clone)]
-pub struct HealthCheckOutputs {
-    pub id: Output<String>,
+cairn::outputs! {
+    /// The outputs of a [`HealthCheck`].
+    pub struct HealthCheckOutputs {
+        pub id: String,
+    }
 }
 
 impl Resource for HealthCheck {
     const TYPE: &'static str = "aws:route53:HealthCheck";
     const REPLACE_ON_CHANGE: &'static [&'static str] = &["type", "request_interval", "ip_address"];
     type Outputs = HealthCheckOutputs;
-    fn outputs(h: &Handle) -> HealthCheckOutputs {
-        HealthCheckOutputs { id: h.output("id") }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

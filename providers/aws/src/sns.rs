@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_sns::types::Tag;
 use cairn::provider::{Context, Created, Observed, Provider, ProviderError};
-use cairn::{Handle, Input, Output, Resource};
+use cairn::{Input, Resource};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -27,7 +27,10 @@ const NOT_FOUND: &[&str] = &["NotFound", "NotFoundException", "ResourceNotFound"
 pub struct Topic {
     /// Letters, digits, `-` and `_`, up to 256 characters; FIFO topics end with `.fifo`.
     pub name: Input<String>,
-    pub region: String,
+    /// The region; `None`: the region of the `aws` provider configuration chosen for the
+    /// resource or its component (see [`crate::Settings`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// The sender name of SMS and email messages; empty: none.
     pub display_name: String,
     pub fifo: bool,
@@ -37,31 +40,24 @@ pub struct Topic {
 
 impl Topic {
     /// A standard topic without display name or tags.
-    pub fn new(name: impl Into<Input<String>>, region: &str) -> Topic {
-        Topic {
-            name: name.into(),
-            region: region.to_string(),
-            display_name: String::new(),
-            fifo: false,
-            tags: BTreeMap::new(),
-        }
+    pub fn new(name: impl Into<Input<String>>) -> Topic {
+        Topic { name: name.into(), region: None, display_name: String::new(), fifo: false, tags: BTreeMap::new() }
     }
 }
 
-/// The outputs of a [`Topic`].
-#[derive(Debug, Clone)]
-pub struct TopicOutputs {
-    pub arn: Output<String>,
-    pub name: Output<String>,
+cairn::outputs! {
+    /// The outputs of a [`Topic`].
+    pub struct TopicOutputs {
+        pub arn: String,
+        pub name: String,
+    }
 }
 
 impl Resource for Topic {
     const TYPE: &'static str = "aws:sns:Topic";
+    const PROVIDER_INPUTS: &'static [&'static str] = &["region"];
     const REPLACE_ON_CHANGE: &'static [&'static str] = &["name", "region", "fifo"];
     type Outputs = TopicOutputs;
-    fn outputs(h: &Handle) -> TopicOutputs {
-        TopicOutputs { arn: h.output("arn"), name: h.output("name") }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -338,19 +334,17 @@ pub enum Protocol {
     Https,
 }
 
-/// The outputs of a [`Subscription`].
-#[derive(Debug, Clone)]
-pub struct SubscriptionOutputs {
-    pub arn: Output<String>,
+cairn::outputs! {
+    /// The outputs of a [`Subscription`].
+    pub struct SubscriptionOutputs {
+        pub arn: String,
+    }
 }
 
 impl Resource for Subscription {
     const TYPE: &'static str = "aws:sns:Subscription";
     const REPLACE_ON_CHANGE: &'static [&'static str] = &["topic_arn", "protocol", "endpoint"];
     type Outputs = SubscriptionOutputs;
-    fn outputs(h: &Handle) -> SubscriptionOutputs {
-        SubscriptionOutputs { arn: h.output("arn") }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

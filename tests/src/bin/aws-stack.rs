@@ -33,12 +33,12 @@ fn build(stack: &mut Stack, config: &Config) -> anyhow::Result<()> {
         stack.component(region, |stack| {
             stack.component("topics", |stack| {
                 for i in 0..config.topics {
-                    stack.add(&format!("t{i}"), Topic::new(format!("{name}-t{i}"), region));
+                    stack.add(&format!("t{i}"), Topic::new(format!("{name}-t{i}")).in_region(region));
                 }
             });
             stack.component("logs", |stack| {
                 for i in 0..config.log_groups {
-                    let mut group = LogGroup::new(format!("/{name}/g{i}"), region);
+                    let mut group = LogGroup::new(format!("/{name}/g{i}")).in_region(region);
                     group.retention_days = config.retention_days;
                     stack.add(&format!("g{i}"), group);
                 }

@@ -16,7 +16,7 @@ use aws_sdk_ec2::types::{
     VolumeType,
 };
 use cairn::provider::{Context, Created, Observed, Provider, ProviderError};
-use cairn::{Handle, Input, Output, Resource};
+use cairn::{Input, Resource};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -57,7 +57,10 @@ fn ec2_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
 pub struct KeyPair {
     /// Up to 255 ASCII characters, unique per region.
     pub name: Input<String>,
-    pub region: String,
+    /// The region; `None`: the region of the `aws` provider configuration chosen for the
+    /// resource or its component (see [`crate::Settings`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// The OpenSSH public key line, e.g. `ssh-ed25519 AAAA… comment` (RSA, ED25519 or ECDSA).
     pub public_key: Input<String>,
     /// Tags besides the `cairn:stack` and `cairn:urn` tags cairn adds.
@@ -66,34 +69,29 @@ pub struct KeyPair {
 
 impl KeyPair {
     /// A key pair without tags.
-    pub fn new(name: impl Into<Input<String>>, region: &str, public_key: impl Into<Input<String>>) -> KeyPair {
-        KeyPair { name: name.into(), region: region.to_string(), public_key: public_key.into(), tags: BTreeMap::new() }
+    pub fn new(name: impl Into<Input<String>>, public_key: impl Into<Input<String>>) -> KeyPair {
+        KeyPair { name: name.into(), region: None, public_key: public_key.into(), tags: BTreeMap::new() }
     }
 }
 
-/// The outputs of a [`KeyPair`].
-#[derive(Debug, Clone)]
-pub struct KeyPairOutputs {
-    /// `key-…`.
-    pub key_pair_id: Output<String>,
-    /// The name, for a launch template's `key_name`.
-    pub name: Output<String>,
-    /// The fingerprint AWS computed for the public key.
-    pub fingerprint: Output<String>,
+cairn::outputs! {
+    /// The outputs of a [`KeyPair`].
+    pub struct KeyPairOutputs {
+        /// `key-…`.
+        pub key_pair_id: String,
+        /// The name, for a launch template's `key_name`.
+        pub name: String,
+        /// The fingerprint AWS computed for the public key.
+        pub fingerprint: String,
+    }
 }
 
 impl Resource for KeyPair {
     const TYPE: &'static str = "aws:ec2:KeyPair";
+    const PROVIDER_INPUTS: &'static [&'static str] = &["region"];
     const REPLACE_ON_CHANGE: &'static [&'static str] = &["name", "region", "public_key"];
     const DELETE_BEFORE_REPLACE: bool = true;
     type Outputs = KeyPairOutputs;
-    fn outputs(h: &Handle) -> KeyPairOutputs {
-        KeyPairOutputs {
-            key_pair_id: h.output("key_pair_id"),
-            name: h.output("name"),
-            fingerprint: h.output("fingerprint"),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -311,7 +309,10 @@ impl Provider for KeyPairProvider {
 pub struct LaunchTemplate {
     /// 3 to 128 characters: letters, digits, `(`, `)`, `.`, `/`, `-` and `_`.
     pub name: Input<String>,
-    pub region: String,
+    /// The region; `None`: the region of the `aws` provider configuration chosen for the
+    /// resource or its component (see [`crate::Settings`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// An AMI id (`ami-…`), e.g. an [`AmiLookup`]'s `image_id`.
     pub image_id: Input<String>,
     /// e.g. `t3.micro`.
@@ -339,13 +340,12 @@ impl LaunchTemplate {
     /// A template requiring IMDSv2, with no key, security groups, user data, profile or tags.
     pub fn new(
         name: impl Into<Input<String>>,
-        region: &str,
         image_id: impl Into<Input<String>>,
         instance_type: &str,
     ) -> LaunchTemplate {
         LaunchTemplate {
             name: name.into(),
-            region: region.to_string(),
+            region: None,
             image_id: image_id.into(),
             instance_type: instance_type.to_string(),
             key_name: None,
@@ -371,26 +371,25 @@ pub struct RootVolume {
     pub volume_type: String,
 }
 
-/// The outputs of a [`LaunchTemplate`].
-#[derive(Debug, Clone)]
-pub struct LaunchTemplateOutputs {
-    /// `lt-…`.
-    pub id: Output<String>,
-    /// The number of the version the inputs describe (the default version), as a string, for
-    /// an Auto Scaling group's `launch_template_version`.
-    pub latest_version: Output<String>,
+cairn::outputs! {
+    /// The outputs of a [`LaunchTemplate`].
+    pub struct LaunchTemplateOutputs {
+        /// `lt-…`.
+        pub id: String,
+        /// The number of the version the inputs describe (the default version), as a string, for
+        /// an Auto Scaling group's `launch_template_version`.
+        pub latest_version: String,
+    }
 }
 
 impl Resource for LaunchTemplate {
     const TYPE: &'static str = "aws:ec2:LaunchTemplate";
+    const PROVIDER_INPUTS: &'static [&'static str] = &["region"];
     const REPLACE_ON_CHANGE: &'static [&'static str] = &["name", "region"];
     const DELETE_BEFORE_REPLACE: bool = true;
     // A change of anything but the tags makes a new default version.
     const UPDATABLE_OUTPUTS: &'static [&'static str] = &["latest_version"];
     type Outputs = LaunchTemplateOutputs;
-    fn outputs(h: &Handle) -> LaunchTemplateOutputs {
-        LaunchTemplateOutputs { id: h.output("id"), latest_version: h.output("latest_version") }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -833,7 +832,10 @@ impl Provider for LaunchTemplateProvider {
 /// replaces the lookup, which is free.
 #[derive(Debug, Clone, Serialize)]
 pub struct AmiLookup {
-    pub region: String,
+    /// The region; `None`: the region of the `aws` provider configuration chosen for the
+    /// resource or its component (see [`crate::Settings`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// Account ids, or `self`, `amazon`, `aws-marketplace`; at least one.
     pub owners: Vec<String>,
     /// e.g. `al2023-ami-2023.*-x86_64`.
@@ -846,9 +848,9 @@ pub struct AmiLookup {
 
 impl AmiLookup {
     /// The newest image of `owners` named like `name_pattern`, any architecture.
-    pub fn new(region: &str, owners: &[&str], name_pattern: &str) -> AmiLookup {
+    pub fn new(owners: &[&str], name_pattern: &str) -> AmiLookup {
         AmiLookup {
-            region: region.to_string(),
+            region: None,
             owners: owners.iter().map(|o| o.to_string()).collect(),
             name_pattern: name_pattern.to_string(),
             architecture: None,
@@ -857,29 +859,24 @@ impl AmiLookup {
     }
 }
 
-/// The outputs of an [`AmiLookup`]: the image picked.
-#[derive(Debug, Clone)]
-pub struct AmiLookupOutputs {
-    pub image_id: Output<String>,
-    pub name: Output<String>,
-    /// ISO 8601, as EC2 reports it.
-    pub creation_date: Output<String>,
+cairn::outputs! {
+    /// The outputs of an [`AmiLookup`]: the image picked.
+    pub struct AmiLookupOutputs {
+        pub image_id: String,
+        pub name: String,
+        /// ISO 8601, as EC2 reports it.
+        pub creation_date: String,
+    }
 }
 
 impl Resource for AmiLookup {
     const TYPE: &'static str = "aws:ec2:AmiLookup";
+    const PROVIDER_INPUTS: &'static [&'static str] = &["region"];
     const REPLACE_ON_CHANGE: &'static [&'static str] =
         &["region", "owners", "name_pattern", "architecture", "tag_filters"];
     // `update` looks the image up again: a newer one may match (unplanned: every input replaces).
     const UPDATABLE_OUTPUTS: &'static [&'static str] = &["image_id", "name", "creation_date"];
     type Outputs = AmiLookupOutputs;
-    fn outputs(h: &Handle) -> AmiLookupOutputs {
-        AmiLookupOutputs {
-            image_id: h.output("image_id"),
-            name: h.output("name"),
-            creation_date: h.output("creation_date"),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1081,7 +1078,8 @@ mod tests {
 
     #[test]
     fn launch_template_validation_names_the_field() {
-        let ok = serde_json::to_value(LaunchTemplate::new("web", "us-east-1", "ami-12345678", "t3.micro")).unwrap();
+        let ok = serde_json::to_value(LaunchTemplate::new("web", "ami-12345678", "t3.micro").in_region("us-east-1"))
+            .unwrap();
         assert!(TemplateArgs::parse(&ok).is_ok());
         let with = |k: &str, v: Value| {
             let mut i = ok.clone();
@@ -1101,7 +1099,7 @@ mod tests {
 
     #[test]
     fn ami_lookup_validation_names_the_field() {
-        let ok = serde_json::to_value(AmiLookup::new("us-east-1", &["amazon"], "al2023-*")).unwrap();
+        let ok = serde_json::to_value(AmiLookup::new(&["amazon"], "al2023-*").in_region("us-east-1")).unwrap();
         assert!(LookupArgs::parse(&ok).is_ok());
         let mut bad = ok.clone();
         bad["owners"] = json!([]);

@@ -28,7 +28,7 @@ use aws_sdk_ec2::types::{
     SecurityGroupRuleRequest, SecurityGroupRuleUpdate, UserIdGroupPair, VpcAttributeName, VpcEndpointType,
 };
 use cairn::provider::{Context, Created, Observed, Provider, ProviderError};
-use cairn::{Handle, Input, Output, Resource};
+use cairn::{Input, Resource};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -204,7 +204,10 @@ macro_rules! provider_with_wait {
 /// change in place.
 #[derive(Debug, Clone, Serialize)]
 pub struct Vpc {
-    pub region: String,
+    /// The region; `None`: the region of the `aws` provider configuration chosen for the
+    /// resource or its component (see [`crate::Settings`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// The VPC's IPv4 range, `/16` to `/28`, e.g. `10.0.0.0/16`.
     pub cidr_block: Input<String>,
     /// Whether the Amazon-provided DNS server resolves names in the VPC (AWS's default: on).
@@ -217,9 +220,9 @@ pub struct Vpc {
 
 impl Vpc {
     /// A VPC with AWS's defaults: DNS support on, DNS host names off, no tags.
-    pub fn new(cidr_block: impl Into<Input<String>>, region: &str) -> Vpc {
+    pub fn new(cidr_block: impl Into<Input<String>>) -> Vpc {
         Vpc {
-            region: region.to_string(),
+            region: None,
             cidr_block: cidr_block.into(),
             enable_dns_support: true,
             enable_dns_hostnames: false,
@@ -228,29 +231,23 @@ impl Vpc {
     }
 }
 
-/// The outputs of a [`Vpc`].
-#[derive(Debug, Clone)]
-pub struct VpcOutputs {
-    pub id: Output<String>,
-    pub cidr_block: Output<String>,
-    /// The `default` security group AWS creates with the VPC.
-    pub default_security_group_id: Output<String>,
-    /// The main route table AWS creates with the VPC (used by subnets without an association).
-    pub main_route_table_id: Output<String>,
+cairn::outputs! {
+    /// The outputs of a [`Vpc`].
+    pub struct VpcOutputs {
+        pub id: String,
+        pub cidr_block: String,
+        /// The `default` security group AWS creates with the VPC.
+        pub default_security_group_id: String,
+        /// The main route table AWS creates with the VPC (used by subnets without an association).
+        pub main_route_table_id: String,
+    }
 }
 
 impl Resource for Vpc {
     const TYPE: &'static str = "aws:ec2:Vpc";
+    const PROVIDER_INPUTS: &'static [&'static str] = &["region"];
     const REPLACE_ON_CHANGE: &'static [&'static str] = &["region", "cidr_block"];
     type Outputs = VpcOutputs;
-    fn outputs(h: &Handle) -> VpcOutputs {
-        VpcOutputs {
-            id: h.output("id"),
-            cidr_block: h.output("cidr_block"),
-            default_security_group_id: h.output("default_security_group_id"),
-            main_route_table_id: h.output("main_route_table_id"),
-        }
-    }
 }
 
 fn yes() -> bool {
@@ -490,7 +487,10 @@ impl Provider for VpcProvider {
 /// `availability_zone` replaces it; `map_public_ip_on_launch` and tags change in place.
 #[derive(Debug, Clone, Serialize)]
 pub struct Subnet {
-    pub region: String,
+    /// The region; `None`: the region of the `aws` provider configuration chosen for the
+    /// resource or its component (see [`crate::Settings`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     pub vpc_id: Input<String>,
     /// Part of the VPC's range, `/16` to `/28`.
     pub cidr_block: Input<String>,
@@ -508,10 +508,9 @@ impl Subnet {
         vpc_id: impl Into<Input<String>>,
         cidr_block: impl Into<Input<String>>,
         availability_zone: impl Into<Input<String>>,
-        region: &str,
     ) -> Subnet {
         Subnet {
-            region: region.to_string(),
+            region: None,
             vpc_id: vpc_id.into(),
             cidr_block: cidr_block.into(),
             availability_zone: availability_zone.into(),
@@ -521,20 +520,19 @@ impl Subnet {
     }
 }
 
-/// The outputs of a [`Subnet`].
-#[derive(Debug, Clone)]
-pub struct SubnetOutputs {
-    pub id: Output<String>,
-    pub availability_zone: Output<String>,
+cairn::outputs! {
+    /// The outputs of a [`Subnet`].
+    pub struct SubnetOutputs {
+        pub id: String,
+        pub availability_zone: String,
+    }
 }
 
 impl Resource for Subnet {
     const TYPE: &'static str = "aws:ec2:Subnet";
+    const PROVIDER_INPUTS: &'static [&'static str] = &["region"];
     const REPLACE_ON_CHANGE: &'static [&'static str] = &["region", "vpc_id", "cidr_block", "availability_zone"];
     type Outputs = SubnetOutputs;
-    fn outputs(h: &Handle) -> SubnetOutputs {
-        SubnetOutputs { id: h.output("id"), availability_zone: h.output("availability_zone") }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -707,7 +705,10 @@ impl Provider for SubnetProvider {
 /// replaces it.
 #[derive(Debug, Clone, Serialize)]
 pub struct InternetGateway {
-    pub region: String,
+    /// The region; `None`: the region of the `aws` provider configuration chosen for the
+    /// resource or its component (see [`crate::Settings`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// The VPC it is attached to; `None`: detached.
     pub vpc_id: Option<Input<String>>,
     /// Tags besides the `cairn:stack` and `cairn:urn` tags cairn adds.
@@ -716,24 +717,23 @@ pub struct InternetGateway {
 
 impl InternetGateway {
     /// A gateway attached to `vpc_id`, without tags.
-    pub fn new(vpc_id: impl Into<Input<String>>, region: &str) -> InternetGateway {
-        InternetGateway { region: region.to_string(), vpc_id: Some(vpc_id.into()), tags: BTreeMap::new() }
+    pub fn new(vpc_id: impl Into<Input<String>>) -> InternetGateway {
+        InternetGateway { region: None, vpc_id: Some(vpc_id.into()), tags: BTreeMap::new() }
     }
 }
 
-/// The outputs of an [`InternetGateway`].
-#[derive(Debug, Clone)]
-pub struct InternetGatewayOutputs {
-    pub id: Output<String>,
+cairn::outputs! {
+    /// The outputs of an [`InternetGateway`].
+    pub struct InternetGatewayOutputs {
+        pub id: String,
+    }
 }
 
 impl Resource for InternetGateway {
     const TYPE: &'static str = "aws:ec2:InternetGateway";
+    const PROVIDER_INPUTS: &'static [&'static str] = &["region"];
     const REPLACE_ON_CHANGE: &'static [&'static str] = &["region"];
     type Outputs = InternetGatewayOutputs;
-    fn outputs(h: &Handle) -> InternetGatewayOutputs {
-        InternetGatewayOutputs { id: h.output("id") }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -922,7 +922,10 @@ impl Provider for InternetGatewayProvider {
 /// [`RouteTableAssociation`]s). Changing `region` or `vpc_id` replaces it; tags change in place.
 #[derive(Debug, Clone, Serialize)]
 pub struct RouteTable {
-    pub region: String,
+    /// The region; `None`: the region of the `aws` provider configuration chosen for the
+    /// resource or its component (see [`crate::Settings`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     pub vpc_id: Input<String>,
     /// Tags besides the `cairn:stack` and `cairn:urn` tags cairn adds.
     pub tags: BTreeMap<String, Input<String>>,
@@ -930,24 +933,23 @@ pub struct RouteTable {
 
 impl RouteTable {
     /// A route table of `vpc_id`, without tags.
-    pub fn new(vpc_id: impl Into<Input<String>>, region: &str) -> RouteTable {
-        RouteTable { region: region.to_string(), vpc_id: vpc_id.into(), tags: BTreeMap::new() }
+    pub fn new(vpc_id: impl Into<Input<String>>) -> RouteTable {
+        RouteTable { region: None, vpc_id: vpc_id.into(), tags: BTreeMap::new() }
     }
 }
 
-/// The outputs of a [`RouteTable`].
-#[derive(Debug, Clone)]
-pub struct RouteTableOutputs {
-    pub id: Output<String>,
+cairn::outputs! {
+    /// The outputs of a [`RouteTable`].
+    pub struct RouteTableOutputs {
+        pub id: String,
+    }
 }
 
 impl Resource for RouteTable {
     const TYPE: &'static str = "aws:ec2:RouteTable";
+    const PROVIDER_INPUTS: &'static [&'static str] = &["region"];
     const REPLACE_ON_CHANGE: &'static [&'static str] = &["region", "vpc_id"];
     type Outputs = RouteTableOutputs;
-    fn outputs(h: &Handle) -> RouteTableOutputs {
-        RouteTableOutputs { id: h.output("id") }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -1084,7 +1086,10 @@ impl Provider for RouteTableProvider {
 /// route in place (`ReplaceRoute`).
 #[derive(Debug, Clone, Serialize)]
 pub struct Route {
-    pub region: String,
+    /// The region; `None`: the region of the `aws` provider configuration chosen for the
+    /// resource or its component (see [`crate::Settings`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     pub route_table_id: Input<String>,
     /// An IPv4 CIDR block, e.g. `0.0.0.0/0`.
     pub destination_cidr_block: Input<String>,
@@ -1103,10 +1108,9 @@ impl Route {
         route_table_id: impl Into<Input<String>>,
         destination_cidr_block: impl Into<Input<String>>,
         gateway_id: impl Into<Input<String>>,
-        region: &str,
     ) -> Route {
         Route {
-            region: region.to_string(),
+            region: None,
             route_table_id: route_table_id.into(),
             destination_cidr_block: destination_cidr_block.into(),
             gateway_id: Some(gateway_id.into()),
@@ -1116,20 +1120,19 @@ impl Route {
     }
 }
 
-/// The outputs of a [`Route`].
-#[derive(Debug, Clone)]
-pub struct RouteOutputs {
-    /// `<route table id>_<destination>`.
-    pub id: Output<String>,
+cairn::outputs! {
+    /// The outputs of a [`Route`].
+    pub struct RouteOutputs {
+        /// `<route table id>_<destination>`.
+        pub id: String,
+    }
 }
 
 impl Resource for Route {
     const TYPE: &'static str = "aws:ec2:Route";
+    const PROVIDER_INPUTS: &'static [&'static str] = &["region"];
     const REPLACE_ON_CHANGE: &'static [&'static str] = &["region", "route_table_id", "destination_cidr_block"];
     type Outputs = RouteOutputs;
-    fn outputs(h: &Handle) -> RouteOutputs {
-        RouteOutputs { id: h.output("id") }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -1328,27 +1331,29 @@ impl Provider for RouteProvider {
 /// `subnet_id` replaces it. Associations cannot be tagged: one is found again by its subnet.
 #[derive(Debug, Clone, Serialize)]
 pub struct RouteTableAssociation {
-    pub region: String,
+    /// The region; `None`: the region of the `aws` provider configuration chosen for the
+    /// resource or its component (see [`crate::Settings`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     pub route_table_id: Input<String>,
     pub subnet_id: Input<String>,
 }
 
-/// The outputs of a [`RouteTableAssociation`].
-#[derive(Debug, Clone)]
-pub struct RouteTableAssociationOutputs {
-    /// The association's current id (`rtbassoc-…`).
-    pub association_id: Output<String>,
+cairn::outputs! {
+    /// The outputs of a [`RouteTableAssociation`].
+    pub struct RouteTableAssociationOutputs {
+        /// The association's current id (`rtbassoc-…`).
+        pub association_id: String,
+    }
 }
 
 impl Resource for RouteTableAssociation {
     const TYPE: &'static str = "aws:ec2:RouteTableAssociation";
+    const PROVIDER_INPUTS: &'static [&'static str] = &["region"];
     const REPLACE_ON_CHANGE: &'static [&'static str] = &["region", "subnet_id"];
     // A move to another route table (ReplaceRouteTableAssociation) gives the association a new id.
     const UPDATABLE_OUTPUTS: &'static [&'static str] = &["association_id"];
     type Outputs = RouteTableAssociationOutputs;
-    fn outputs(h: &Handle) -> RouteTableAssociationOutputs {
-        RouteTableAssociationOutputs { association_id: h.output("association_id") }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -1541,7 +1546,10 @@ impl Provider for RouteTableAssociationProvider {
 /// in place.
 #[derive(Debug, Clone, Serialize)]
 pub struct SecurityGroup {
-    pub region: String,
+    /// The region; `None`: the region of the `aws` provider configuration chosen for the
+    /// resource or its component (see [`crate::Settings`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// Up to 255 characters, unique in the VPC; may not start with `sg-`.
     pub name: Input<String>,
     /// Up to 255 characters (AWS allows `a-zA-Z0-9. _-:/()#,@[]+=&;{}!$*`).
@@ -1557,10 +1565,9 @@ impl SecurityGroup {
         name: impl Into<Input<String>>,
         description: impl Into<Input<String>>,
         vpc_id: impl Into<Input<String>>,
-        region: &str,
     ) -> SecurityGroup {
         SecurityGroup {
-            region: region.to_string(),
+            region: None,
             name: name.into(),
             description: description.into(),
             vpc_id: vpc_id.into(),
@@ -1569,21 +1576,20 @@ impl SecurityGroup {
     }
 }
 
-/// The outputs of a [`SecurityGroup`].
-#[derive(Debug, Clone)]
-pub struct SecurityGroupOutputs {
-    pub id: Output<String>,
-    pub name: Output<String>,
+cairn::outputs! {
+    /// The outputs of a [`SecurityGroup`].
+    pub struct SecurityGroupOutputs {
+        pub id: String,
+        pub name: String,
+    }
 }
 
 impl Resource for SecurityGroup {
     const TYPE: &'static str = "aws:ec2:SecurityGroup";
+    const PROVIDER_INPUTS: &'static [&'static str] = &["region"];
     const REPLACE_ON_CHANGE: &'static [&'static str] = &["region", "name", "description", "vpc_id"];
     const DELETE_BEFORE_REPLACE: bool = true;
     type Outputs = SecurityGroupOutputs;
-    fn outputs(h: &Handle) -> SecurityGroupOutputs {
-        SecurityGroupOutputs { id: h.output("id"), name: h.output("name") }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -1805,7 +1811,10 @@ macro_rules! rule_resource {
         /// never touched.
         #[derive(Debug, Clone, Serialize)]
         pub struct $name {
-            pub region: String,
+            /// The region; `None`: the region of the `aws` provider configuration chosen for the
+            /// resource or its component (see [`crate::Settings`]).
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub region: Option<String>,
             pub security_group_id: Input<String>,
             /// `tcp`, `udp`, `icmp` or `-1` (all traffic).
             pub ip_protocol: String,
@@ -1835,10 +1844,9 @@ macro_rules! rule_resource {
                 from_port: i32,
                 to_port: i32,
                 cidr_ipv4: impl Into<Input<String>>,
-                region: &str,
             ) -> $name {
                 $name {
-                    region: region.to_string(),
+                    region: None,
                     security_group_id: security_group_id.into(),
                     ip_protocol: ip_protocol.to_string(),
                     from_port,
@@ -1855,6 +1863,7 @@ macro_rules! rule_resource {
 
         impl Resource for $name {
             const TYPE: &'static str = $token;
+            const PROVIDER_INPUTS: &'static [&'static str] = &["region"];
             const REPLACE_ON_CHANGE: &'static [&'static str] = &[
                 "region",
                 "security_group_id",
@@ -1864,9 +1873,6 @@ macro_rules! rule_resource {
                 "prefix_list_id",
             ];
             type Outputs = SecurityGroupRuleOutputs;
-            fn outputs(h: &Handle) -> SecurityGroupRuleOutputs {
-                SecurityGroupRuleOutputs { id: h.output("id") }
-            }
         }
     };
 }
@@ -1882,11 +1888,12 @@ rule_resource! {
     SecurityGroupEgressRule, "aws:ec2:SecurityGroupEgressRule"
 }
 
-/// The outputs of a [`SecurityGroupIngressRule`] or [`SecurityGroupEgressRule`].
-#[derive(Debug, Clone)]
-pub struct SecurityGroupRuleOutputs {
-    /// The rule's id, `sgr-…`.
-    pub id: Output<String>,
+cairn::outputs! {
+    /// The outputs of a [`SecurityGroupIngressRule`] or [`SecurityGroupEgressRule`].
+    pub struct SecurityGroupRuleOutputs {
+        /// The rule's id, `sgr-…`.
+        pub id: String,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -2240,7 +2247,10 @@ pub enum EndpointType {
 /// `available`, deleting it until it is gone, for a bounded time.
 #[derive(Debug, Clone, Serialize)]
 pub struct VpcEndpoint {
-    pub region: String,
+    /// The region; `None`: the region of the `aws` provider configuration chosen for the
+    /// resource or its component (see [`crate::Settings`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     pub vpc_id: Input<String>,
     /// e.g. `com.amazonaws.eu-west-1.ecr.api`, `com.amazonaws.eu-west-1.s3`.
     pub service_name: Input<String>,
@@ -2264,10 +2274,9 @@ impl VpcEndpoint {
         vpc_id: impl Into<Input<String>>,
         service_name: impl Into<Input<String>>,
         route_table_ids: Vec<Input<String>>,
-        region: &str,
     ) -> VpcEndpoint {
         VpcEndpoint {
-            region: region.to_string(),
+            region: None,
             vpc_id: vpc_id.into(),
             service_name: service_name.into(),
             vpc_endpoint_type: EndpointType::Gateway,
@@ -2285,10 +2294,9 @@ impl VpcEndpoint {
         service_name: impl Into<Input<String>>,
         subnet_ids: Vec<Input<String>>,
         security_group_ids: Vec<Input<String>>,
-        region: &str,
     ) -> VpcEndpoint {
         VpcEndpoint {
-            region: region.to_string(),
+            region: None,
             vpc_id: vpc_id.into(),
             service_name: service_name.into(),
             vpc_endpoint_type: EndpointType::Interface,
@@ -2301,19 +2309,18 @@ impl VpcEndpoint {
     }
 }
 
-/// The outputs of a [`VpcEndpoint`].
-#[derive(Debug, Clone)]
-pub struct VpcEndpointOutputs {
-    pub id: Output<String>,
+cairn::outputs! {
+    /// The outputs of a [`VpcEndpoint`].
+    pub struct VpcEndpointOutputs {
+        pub id: String,
+    }
 }
 
 impl Resource for VpcEndpoint {
     const TYPE: &'static str = "aws:ec2:VpcEndpoint";
+    const PROVIDER_INPUTS: &'static [&'static str] = &["region"];
     const REPLACE_ON_CHANGE: &'static [&'static str] = &["region", "vpc_id", "service_name", "vpc_endpoint_type"];
     type Outputs = VpcEndpointOutputs;
-    fn outputs(h: &Handle) -> VpcEndpointOutputs {
-        VpcEndpointOutputs { id: h.output("id") }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

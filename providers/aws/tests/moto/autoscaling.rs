@@ -50,15 +50,15 @@ async fn network(moto: &Moto, region: &str) -> Network {
 async fn launch_template(moto: &Moto, region: &str, net: &Network) -> (LaunchTemplateProvider, LaunchTemplate, String) {
     let p = LaunchTemplateProvider::new(&moto.aws());
     let u = urn(LaunchTemplate::TYPE, "web");
-    let mut t = LaunchTemplate::new("web", region, AMI, "t3.micro");
+    let mut t = LaunchTemplate::new("web", AMI, "t3.micro").in_region(region);
     t.security_group_ids = vec![net.security_group.as_str().into()];
     let created = p.create(ctx(&u), &inputs(&t)).await.unwrap();
     (p, t, created.id)
 }
 
 fn group(name: &str, region: &str, lt: &str, net: &Network) -> AutoScalingGroup {
-    let mut g =
-        AutoScalingGroup::new(name, region, lt, "1", 1, 3, net.subnets.iter().map(|s| s.as_str().into()).collect());
+    let mut g = AutoScalingGroup::new(name, lt, "1", 1, 3, net.subnets.iter().map(|s| s.as_str().into()).collect())
+        .in_region(region);
     g.health_check_grace_period = 120;
     g.tags.insert("team".into(), GroupTag { value: "platform".into(), propagate_at_launch: true });
     g.tags.insert("billing".into(), GroupTag { value: "web".into(), propagate_at_launch: false });
@@ -245,7 +245,7 @@ async fn group_on_a_new_version_with_user_data_fails_in_moto() {
     let net = network(&moto, "us-east-1").await;
     let ltp = LaunchTemplateProvider::new(&moto.aws());
     let lu = urn(LaunchTemplate::TYPE, "scripted");
-    let mut lt = LaunchTemplate::new("scripted", "us-east-1", AMI, "t3.micro");
+    let mut lt = LaunchTemplate::new("scripted", AMI, "t3.micro").in_region("us-east-1");
     lt.user_data = Some("#!/bin/sh\necho v1\n".into());
     let created = ltp.create(ctx(&lu), &inputs(&lt)).await.unwrap();
     let p = AutoScalingGroupProvider::new(&moto.aws());
@@ -268,7 +268,7 @@ async fn group_on_a_new_version_with_user_data_fails_in_moto() {
 
 fn hook(group: &str) -> LifecycleHook {
     LifecycleHook {
-        region: "us-east-1".into(),
+        region: Some("us-east-1".into()),
         auto_scaling_group_name: group.into(),
         name: "drain".into(),
         transition: Transition::Terminating,
@@ -345,7 +345,7 @@ async fn lifecycle_hook_lifecycle_where_moto_invents_its_notification_target() {
 
 fn policy(group: &str, name: &str) -> ScalingPolicy {
     ScalingPolicy {
-        region: "us-east-1".into(),
+        region: Some("us-east-1".into()),
         auto_scaling_group_name: group.into(),
         name: name.into(),
         metric: PredefinedMetric::AverageCpuUtilization,
@@ -434,10 +434,10 @@ async fn scaling_policy_create_read_update_replace_delete() {
 
 fn program(net: &Network, instance_type: &str) -> Desired {
     let mut stack = Stack::new("fleet", "test");
-    let key = stack.add("deploy-key", KeyPair::new("deploy", "us-east-1", KEY));
-    let ami =
-        stack.add("base-image", AmiLookup::new("us-east-1", &["amazon"], "amzn2-ami-hvm-2.0.20180810-x86_64-gp2"));
-    let mut lt = LaunchTemplate::new("web", "us-east-1", ami.image_id.clone(), instance_type);
+    let key = stack.add("deploy-key", KeyPair::new("deploy", KEY).in_region("us-east-1"));
+    let ami = stack
+        .add("base-image", AmiLookup::new(&["amazon"], "amzn2-ami-hvm-2.0.20180810-x86_64-gp2").in_region("us-east-1"));
+    let mut lt = LaunchTemplate::new("web", ami.image_id.clone(), instance_type).in_region("us-east-1");
     lt.key_name = Some(key.name.clone().into());
     lt.security_group_ids = vec![net.security_group.as_str().into()];
     lt.instance_tags.insert("role".into(), "web".into());
@@ -445,13 +445,13 @@ fn program(net: &Network, instance_type: &str) -> Desired {
     let lt = stack.add("web-template", lt);
     let mut g = AutoScalingGroup::new(
         "web",
-        "us-east-1",
         lt.id.clone(),
         lt.latest_version.clone(),
         1,
         3,
         net.subnets.iter().map(|s| s.as_str().into()).collect(),
-    );
+    )
+    .in_region("us-east-1");
     g.tags.insert("team".into(), GroupTag { value: "platform".into(), propagate_at_launch: true });
     g.wait_for_capacity_timeout = 60;
     let g = stack.add("web-group", g);

@@ -18,7 +18,7 @@ fn through(moto: &Moto, proxy: &FaultyProxy, change: impl FnOnce(&mut AwsConfig)
 }
 
 fn inputs(name: &str) -> serde_json::Value {
-    serde_json::to_value(Repository::new(name, "us-east-1")).unwrap()
+    serde_json::to_value(Repository::new(name).in_region("us-east-1")).unwrap()
 }
 
 #[tokio::test]
@@ -68,9 +68,9 @@ async fn a_hung_call_times_out_per_attempt_and_per_operation() {
 /// A program of a topic, a log group and a repository in one region.
 fn small_program() -> cairn::stack::Desired {
     let mut stack = cairn::Stack::new("faults", "test");
-    stack.add("alerts", cairn_aws::sns::Topic::new("faults-alerts", "us-east-1"));
-    stack.add("logs", cairn_aws::logs::LogGroup::new("/faults/app", "us-east-1"));
-    stack.add("repo", Repository::new("faults/app", "us-east-1"));
+    stack.add("alerts", cairn_aws::sns::Topic::new("faults-alerts").in_region("us-east-1"));
+    stack.add("logs", cairn_aws::logs::LogGroup::new("/faults/app").in_region("us-east-1"));
+    stack.add("repo", Repository::new("faults/app").in_region("us-east-1"));
     stack.finish().expect("program")
 }
 

@@ -323,7 +323,7 @@ fn inputs<T: serde::Serialize>(r: &T) -> Value {
 }
 
 fn alarm(name: &str, region: &str, topic_arn: &str) -> MetricAlarm {
-    let mut a = MetricAlarm::new(name, region, "AWS/EC2", "CPUUtilization", "Average", 300, 80.0);
+    let mut a = MetricAlarm::new(name, "AWS/EC2", "CPUUtilization", "Average", 300, 80.0).in_region(region);
     a.dimensions.insert("AutoScalingGroupName".into(), "web".into());
     a.evaluation_periods = 3;
     a.datapoints_to_alarm = Some(2);
@@ -337,7 +337,7 @@ fn alarm(name: &str, region: &str, topic_arn: &str) -> MetricAlarm {
 async fn topic(moto: &Moto, region: &str) -> String {
     let p = TopicProvider::new(&moto.aws());
     let u = urn(Topic::TYPE, &format!("alerts-{region}"));
-    p.create(ctx(&u), &inputs(&Topic::new("alerts", region))).await.unwrap().id
+    p.create(ctx(&u), &inputs(&Topic::new("alerts").in_region(region))).await.unwrap().id
 }
 
 #[tokio::test]
@@ -480,7 +480,7 @@ async fn dashboard_create_read_update_replace_delete() {
     let p = DashboardProvider::new(&proxy.aws(&moto));
     let u = urn(Dashboard::TYPE, "ops");
     let c = ctx(&u);
-    let desired = Dashboard::new("ops", "eu-west-1", BODY);
+    let desired = Dashboard::new("ops", BODY).in_region("eu-west-1");
     let created = p.create(c, &inputs(&desired)).await.unwrap();
     assert_eq!(created.id, "ops");
     assert_eq!(created.outputs, json!({"arn": "arn:aws:cloudwatch::123456789012:dashboard/ops", "name": "ops"}));
@@ -488,7 +488,7 @@ async fn dashboard_create_read_update_replace_delete() {
 
     // The body changes in place (PutDashboard).
     let body = r#"{"widgets": []}"#;
-    let changed = Dashboard::new("ops", "eu-west-1", body);
+    let changed = Dashboard::new("ops", body).in_region("eu-west-1");
     assert_eq!(p.update(c, "ops", &inputs(&desired), &inputs(&changed)).await.unwrap(), created.outputs);
     assert_eq!(p.read(c, "ops", &inputs(&changed)).await.unwrap().unwrap().inputs, inputs(&changed));
     assert_eq!(p.update(c, "ops", &inputs(&changed), &inputs(&changed)).await.unwrap(), created.outputs);
@@ -497,14 +497,14 @@ async fn dashboard_create_read_update_replace_delete() {
     assert!(Dashboard::DELETE_BEFORE_REPLACE && Dashboard::REPLACE_ON_CHANGE.contains(&"name"));
     p.delete(c, "ops", &inputs(&changed)).await.unwrap();
     assert_eq!(p.read(c, "ops", &inputs(&changed)).await.unwrap(), None);
-    let renamed = Dashboard::new("ops-v2", "eu-west-1", body);
+    let renamed = Dashboard::new("ops-v2", body).in_region("eu-west-1");
     let replacement = p.create(c, &inputs(&renamed)).await.unwrap();
     assert_eq!(p.read(c, &replacement.id, &inputs(&renamed)).await.unwrap().unwrap().inputs, inputs(&renamed));
     p.delete(c, &replacement.id, &inputs(&renamed)).await.unwrap();
     assert_eq!(p.read(c, &replacement.id, &inputs(&renamed)).await.unwrap(), None);
     p.delete(c, &replacement.id, &inputs(&renamed)).await.unwrap();
 
-    let e = p.create(c, &inputs(&Dashboard::new("ops", "eu-west-1", "{not json"))).await.unwrap_err().message;
+    let e = p.create(c, &inputs(&Dashboard::new("ops", "{not json").in_region("eu-west-1"))).await.unwrap_err().message;
     assert!(e.contains(u.as_str()) && e.contains("`body` is not valid JSON"), "{e}");
 }
 
@@ -514,7 +514,7 @@ async fn dashboard_find_import_reformatting_and_drift() {
     let proxy = CborProxy::start(&moto).await;
     let p = DashboardProvider::new(&proxy.aws(&moto));
     let u = urn(Dashboard::TYPE, "ops");
-    let desired = Dashboard::new("ops", "us-east-1", BODY);
+    let desired = Dashboard::new("ops", BODY).in_region("us-east-1");
     p.create(ctx(&u), &inputs(&desired)).await.unwrap();
 
     // A dashboard of that name exists: create refuses to overwrite it.

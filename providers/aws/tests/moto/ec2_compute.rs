@@ -18,7 +18,7 @@ fn inputs<T: serde::Serialize>(r: &T) -> Value {
 }
 
 fn key_pair(name: &str, region: &str) -> KeyPair {
-    let mut k = KeyPair::new(name, region, KEY);
+    let mut k = KeyPair::new(name, KEY).in_region(region);
     k.tags.insert("team".into(), "platform".into());
     k
 }
@@ -32,7 +32,7 @@ async fn security_group(moto: &Moto, region: &str) -> String {
 }
 
 fn template(name: &str, region: &str, sg: &str) -> LaunchTemplate {
-    let mut t = LaunchTemplate::new(name, region, AMI, "t3.micro");
+    let mut t = LaunchTemplate::new(name, AMI, "t3.micro").in_region(region);
     t.key_name = Some("deploy".into());
     t.security_group_ids = vec![sg.into()];
     t.user_data = Some(USER_DATA.into());
@@ -227,7 +227,7 @@ async fn launch_template_import_drift_and_two_regions() {
     let sg_east = security_group(&moto, "us-east-1").await;
     let sg_west = security_group(&moto, "eu-west-1").await;
     let east = template("app", "us-east-1", &sg_east);
-    let mut west = LaunchTemplate::new("app", "eu-west-1", AMI, "t3.small");
+    let mut west = LaunchTemplate::new("app", AMI, "t3.small").in_region("eu-west-1");
     west.security_group_ids = vec![sg_west.as_str().into()];
     let ce = p.create(ctx(&ue), &inputs(&east)).await.unwrap();
     let cw = p.create(ctx(&uw), &inputs(&west)).await.unwrap();
@@ -322,7 +322,7 @@ async fn ami_lookup_picks_the_newest_match_and_reports_a_newer_one_as_drift() {
     register(&moto, "us-east-1", "other-base-4", &[("channel", "stable")]).await;
     assert_ne!(old, newer);
 
-    let mut query = AmiLookup::new("us-east-1", &["self"], "app-base-*");
+    let mut query = AmiLookup::new(&["self"], "app-base-*").in_region("us-east-1");
     query.architecture = Some("x86_64".into());
     query.tag_filters.insert("channel".into(), "stable".into());
     let created = p.create(c, &inputs(&query)).await.unwrap();
@@ -360,7 +360,7 @@ async fn ami_lookup_picks_the_newest_match_and_reports_a_newer_one_as_drift() {
     assert!(e.contains("architecture arm64"), "{e}");
     // Not in another region.
     let mut west = query.clone();
-    west.region = "eu-west-1".into();
+    west.region = Some("eu-west-1".into());
     assert!(p.create(c, &inputs(&west)).await.is_err());
 
     // Import by image id alone: a query naming exactly that image.

@@ -33,12 +33,16 @@ fn tag_filter(key: &str, value: &str) -> Filter {
 /// A VPC made through its provider, for the tests of what lives in it.
 async fn vpc(aws: &Aws, name: &str, cidr: &str, region: &str) -> String {
     let u = urn(Vpc::TYPE, name);
-    VpcProvider::new(aws).create(ctx(&u), &inputs(&Vpc::new(cidr, region))).await.unwrap().id
+    VpcProvider::new(aws).create(ctx(&u), &inputs(&Vpc::new(cidr).in_region(region))).await.unwrap().id
 }
 
 async fn subnet(aws: &Aws, name: &str, vpc_id: &str, cidr: &str, zone: &str, region: &str) -> String {
     let u = urn(Subnet::TYPE, name);
-    SubnetProvider::new(aws).create(ctx(&u), &inputs(&Subnet::new(vpc_id, cidr, zone, region))).await.unwrap().id
+    SubnetProvider::new(aws)
+        .create(ctx(&u), &inputs(&Subnet::new(vpc_id, cidr, zone).in_region(region)))
+        .await
+        .unwrap()
+        .id
 }
 
 #[tokio::test]
@@ -47,7 +51,7 @@ async fn vpc_create_read_update_replace_delete() {
     let p = VpcProvider::new(&moto.aws());
     let u = urn(Vpc::TYPE, "main");
     let c = ctx(&u);
-    let mut desired = Vpc::new("10.0.0.0/16", "us-east-1");
+    let mut desired = Vpc::new("10.0.0.0/16").in_region("us-east-1");
     desired.tags.insert("team".into(), "net".into());
     let created = p.create(c, &inputs(&desired)).await.unwrap();
     assert!(created.id.starts_with("vpc-"), "{}", created.id);
@@ -82,9 +86,9 @@ async fn vpc_create_read_update_replace_delete() {
 
     // Replace on a CIDR change: the new one first, then the old one goes.
     assert!(Vpc::REPLACE_ON_CHANGE.contains(&"cidr_block") && !Vpc::DELETE_BEFORE_REPLACE);
-    let e = p.update(c, &created.id, &inputs(&changed), &inputs(&Vpc::new("10.1.0.0/16", "us-east-1"))).await;
+    let e = p.update(c, &created.id, &inputs(&changed), &inputs(&Vpc::new("10.1.0.0/16").in_region("us-east-1"))).await;
     assert!(e.unwrap_err().message.contains("must be replaced"));
-    let moved = Vpc::new("10.1.0.0/16", "us-east-1");
+    let moved = Vpc::new("10.1.0.0/16").in_region("us-east-1");
     let replacement = p.create(c, &inputs(&moved)).await.unwrap();
     p.delete(c, &created.id, &inputs(&changed)).await.unwrap();
     assert_eq!(p.read(c, &created.id, &inputs(&changed)).await.unwrap(), None);
@@ -93,7 +97,7 @@ async fn vpc_create_read_update_replace_delete() {
     assert_eq!(p.read(c, &replacement.id, &inputs(&moved)).await.unwrap(), None);
     p.delete(c, &replacement.id, &inputs(&moved)).await.unwrap();
 
-    let e = p.create(c, &inputs(&Vpc::new("10.0.0.0/8", "us-east-1"))).await.unwrap_err().message;
+    let e = p.create(c, &inputs(&Vpc::new("10.0.0.0/8").in_region("us-east-1"))).await.unwrap_err().message;
     assert!(e.contains(u.as_str()) && e.contains("`cidr_block`"), "{e}");
 }
 
@@ -103,7 +107,7 @@ async fn vpc_find_import_drift_and_bounded_delete_in_eu_west_1() {
     let aws = moto.aws();
     let p = VpcProvider::new(&aws).with_wait(Duration::from_secs(1));
     let u = urn(Vpc::TYPE, "west");
-    let desired = Vpc::new("10.2.0.0/16", "eu-west-1");
+    let desired = Vpc::new("10.2.0.0/16").in_region("eu-west-1");
     let created = p.create(ctx(&u), &inputs(&desired)).await.unwrap();
 
     let found = p.find(ctx(&u), &p.identity(&inputs(&desired))).await.unwrap().expect("found by its urn tag");
@@ -148,7 +152,7 @@ async fn subnet_create_read_update_replace_find_import_drift_delete() {
     let p = SubnetProvider::new(&aws);
     let u = urn(Subnet::TYPE, "a");
     let c = ctx(&u);
-    let mut desired = Subnet::new(vpc_id.as_str(), "10.0.1.0/24", "eu-west-1a", "eu-west-1");
+    let mut desired = Subnet::new(vpc_id.as_str(), "10.0.1.0/24", "eu-west-1a").in_region("eu-west-1");
     desired.tags.insert("tier".into(), "private".into());
     let created = p.create(c, &inputs(&desired)).await.unwrap();
     assert_eq!(created.outputs, json!({"id": created.id, "availability_zone": "eu-west-1a"}));
@@ -183,7 +187,7 @@ async fn subnet_create_read_update_replace_find_import_drift_delete() {
 
     // Replace on a zone change: the new subnet first, then the old one.
     assert!(Subnet::REPLACE_ON_CHANGE.contains(&"availability_zone"));
-    let moved = Subnet::new(vpc_id.as_str(), "10.0.2.0/24", "eu-west-1b", "eu-west-1");
+    let moved = Subnet::new(vpc_id.as_str(), "10.0.2.0/24", "eu-west-1b").in_region("eu-west-1");
     let replacement = p.create(c, &inputs(&moved)).await.unwrap();
     p.delete(c, &created.id, &inputs(&public)).await.unwrap();
     assert_eq!(p.read(c, &created.id, &inputs(&public)).await.unwrap(), None);
@@ -207,7 +211,7 @@ async fn internet_gateway_attach_move_detach_import_drift_delete() {
     let p = InternetGatewayProvider::new(&aws);
     let u = urn(InternetGateway::TYPE, "igw");
     let c = ctx(&u);
-    let mut desired = InternetGateway::new(first.as_str(), "us-east-1");
+    let mut desired = InternetGateway::new(first.as_str()).in_region("us-east-1");
     desired.tags.insert("team".into(), "net".into());
     let created = p.create(c, &inputs(&desired)).await.unwrap();
     assert!(created.id.starts_with("igw-"));
@@ -253,7 +257,7 @@ async fn route_table_route_and_association_life_cycles() {
         let vpc_id = vpc_id.clone();
         async move {
             let u = urn(InternetGateway::TYPE, name);
-            let mut g = InternetGateway::new(vpc_id.as_str(), r);
+            let mut g = InternetGateway::new(vpc_id.as_str()).in_region(r);
             if name == "spare" {
                 g.vpc_id = None;
             }
@@ -265,7 +269,7 @@ async fn route_table_route_and_association_life_cycles() {
     // The route table.
     let tables = RouteTableProvider::new(&aws);
     let tu = urn(RouteTable::TYPE, "public");
-    let mut table = RouteTable::new(vpc_id.as_str(), r);
+    let mut table = RouteTable::new(vpc_id.as_str()).in_region(r);
     table.tags.insert("tier".into(), "public".into());
     let rtb = tables.create(ctx(&tu), &inputs(&table)).await.unwrap();
     assert!(rtb.id.starts_with("rtb-"));
@@ -281,11 +285,11 @@ async fn route_table_route_and_association_life_cycles() {
     // A default route: created, read, its target replaced in place, found, imported, drift.
     let routes = RouteProvider::new(&aws);
     let ru = urn(Route::TYPE, "default");
-    let route = Route::to_gateway(rtb.id.as_str(), "0.0.0.0/0", igw1.as_str(), r);
+    let route = Route::to_gateway(rtb.id.as_str(), "0.0.0.0/0", igw1.as_str()).in_region(r);
     let created = routes.create(ctx(&ru), &inputs(&route)).await.unwrap();
     assert_eq!(created.id, format!("{}_0.0.0.0/0", rtb.id));
     assert_eq!(routes.read(ctx(&ru), &created.id, &inputs(&route)).await.unwrap().unwrap().inputs, inputs(&route));
-    let retargeted = Route::to_gateway(rtb.id.as_str(), "0.0.0.0/0", igw2.as_str(), r);
+    let retargeted = Route::to_gateway(rtb.id.as_str(), "0.0.0.0/0", igw2.as_str()).in_region(r);
     routes.update(ctx(&ru), &created.id, &inputs(&route), &inputs(&retargeted)).await.unwrap();
     let seen = routes.read(ctx(&ru), &created.id, &inputs(&retargeted)).await.unwrap().unwrap();
     assert_eq!(seen.inputs, inputs(&retargeted));
@@ -312,7 +316,7 @@ async fn route_table_route_and_association_life_cycles() {
     assert!(e.contains(ru.as_str()) && e.contains("exactly one"), "{e}");
     // Replace on a destination change.
     assert!(Route::REPLACE_ON_CHANGE.contains(&"destination_cidr_block"));
-    let narrow = Route::to_gateway(rtb.id.as_str(), "192.168.0.0/16", igw1.as_str(), r);
+    let narrow = Route::to_gateway(rtb.id.as_str(), "192.168.0.0/16", igw1.as_str()).in_region(r);
     let replacement = routes.create(ctx(&ru), &inputs(&narrow)).await.unwrap();
     routes.delete(ctx(&ru), &created.id, &inputs(&route)).await.unwrap();
     assert_eq!(routes.read(ctx(&ru), &created.id, &inputs(&route)).await.unwrap(), None);
@@ -322,13 +326,13 @@ async fn route_table_route_and_association_life_cycles() {
 
     // The association: id is the subnet's; a table change is in place with a new association id.
     let other = tables
-        .create(ctx(&urn(RouteTable::TYPE, "other")), &inputs(&RouteTable::new(vpc_id.as_str(), r)))
+        .create(ctx(&urn(RouteTable::TYPE, "other")), &inputs(&RouteTable::new(vpc_id.as_str()).in_region(r)))
         .await
         .unwrap();
     let assocs = RouteTableAssociationProvider::new(&aws);
     let au = urn(RouteTableAssociation::TYPE, "a");
     let assoc = RouteTableAssociation {
-        region: r.into(),
+        region: Some(r.into()),
         route_table_id: rtb.id.as_str().into(),
         subnet_id: sub.as_str().into(),
     };
@@ -372,7 +376,7 @@ async fn security_group_has_restricted_egress_and_rules_change_in_place() {
     let vpc_id = vpc(&aws, "vpc", "10.0.0.0/16", r).await;
     let groups = SecurityGroupProvider::new(&aws);
     let gu = urn(SecurityGroup::TYPE, "web");
-    let mut group = SecurityGroup::new("web", "Web servers", vpc_id.as_str(), r);
+    let mut group = SecurityGroup::new("web", "Web servers", vpc_id.as_str()).in_region(r);
     group.tags.insert("team".into(), "web".into());
     let sg = groups.create(ctx(&gu), &inputs(&group)).await.unwrap();
     assert_eq!(sg.outputs, json!({"id": sg.id, "name": "web"}));
@@ -399,7 +403,7 @@ async fn security_group_has_restricted_egress_and_rules_change_in_place() {
     // An ingress rule: 443 from a CIDR.
     let ingress = SecurityGroupRuleProvider::ingress(&aws);
     let iu = urn(SecurityGroupIngressRule::TYPE, "https");
-    let mut https = SecurityGroupIngressRule::cidr(sg.id.as_str(), "tcp", 443, 443, "10.0.0.0/8", r);
+    let mut https = SecurityGroupIngressRule::cidr(sg.id.as_str(), "tcp", 443, 443, "10.0.0.0/8").in_region(r);
     https.description = "HTTPS from the office".into();
     https.tags.insert("team".into(), "web".into());
     let rule = ingress.create(ctx(&iu), &inputs(&https)).await.unwrap();
@@ -421,7 +425,7 @@ async fn security_group_has_restricted_egress_and_rules_change_in_place() {
     assert_eq!(imported.inputs, inputs(&alt));
     // The peer replaces the rule: create the new one, then revoke the old.
     assert!(SecurityGroupIngressRule::REPLACE_ON_CHANGE.contains(&"cidr_ipv4"));
-    let wider = SecurityGroupIngressRule::cidr(sg.id.as_str(), "tcp", 8443, 8443, "172.16.0.0/12", r);
+    let wider = SecurityGroupIngressRule::cidr(sg.id.as_str(), "tcp", 8443, 8443, "172.16.0.0/12").in_region(r);
     let replacement = ingress.create(ctx(&iu), &inputs(&wider)).await.unwrap();
     ingress.delete(ctx(&iu), &rule.id, &inputs(&alt)).await.unwrap();
     assert_eq!(ingress.read(ctx(&iu), &rule.id, &inputs(&alt)).await.unwrap(), None);
@@ -449,18 +453,21 @@ async fn security_group_has_restricted_egress_and_rules_change_in_place() {
     // An egress rule, and all-traffic rules with -1 ports.
     let egress = SecurityGroupRuleProvider::egress(&aws);
     let eu = urn(SecurityGroupEgressRule::TYPE, "out");
-    let out = SecurityGroupEgressRule::cidr(sg.id.as_str(), "-1", -1, -1, "10.0.0.0/16", r);
+    let out = SecurityGroupEgressRule::cidr(sg.id.as_str(), "-1", -1, -1, "10.0.0.0/16").in_region(r);
     let out_rule = egress.create(ctx(&eu), &inputs(&out)).await.unwrap();
     assert_eq!(egress.read(ctx(&eu), &out_rule.id, &inputs(&out)).await.unwrap().unwrap().inputs, inputs(&out));
     let e = ingress.read(ctx(&iu), &out_rule.id, &json!({"region": r})).await.unwrap_err().message;
     assert!(e.contains("is not an ingress rule"), "{e}");
     let e = egress
-        .create(ctx(&eu), &inputs(&SecurityGroupEgressRule::cidr(sg.id.as_str(), "-1", 0, 0, "10.0.0.0/16", r)))
+        .create(
+            ctx(&eu),
+            &inputs(&SecurityGroupEgressRule::cidr(sg.id.as_str(), "-1", 0, 0, "10.0.0.0/16").in_region(r)),
+        )
         .await;
     assert!(e.unwrap_err().message.contains("must be -1"));
     // A group that vanished after a moment's retries: a bounded wait, then the AWS error.
     let started = std::time::Instant::now();
-    let lost = SecurityGroupEgressRule::cidr("sg-00000000000000000", "tcp", 1, 2, "10.0.0.0/16", r);
+    let lost = SecurityGroupEgressRule::cidr("sg-00000000000000000", "tcp", 1, 2, "10.0.0.0/16").in_region(r);
     let e = egress.create(ctx(&eu), &inputs(&lost)).await.unwrap_err().message;
     assert!(e.contains("InvalidGroup.NotFound") && e.contains("AuthorizeSecurityGroupEgress"), "{e}");
     assert!(started.elapsed() < Duration::from_secs(30));
@@ -500,7 +507,7 @@ async fn security_group_find_completes_an_interrupted_create() {
         .unwrap();
     let id = made.group_id().unwrap().to_string();
     let p = SecurityGroupProvider::new(&aws);
-    let group = SecurityGroup::new("db", "Databases", vpc_id.as_str(), r);
+    let group = SecurityGroup::new("db", "Databases", vpc_id.as_str()).in_region(r);
     let found = p.find(ctx(&gu), &p.identity(&inputs(&group))).await.unwrap().expect("found");
     assert_eq!(found.id, id);
     let f = Filter::builder().name("group-id").values(&id).build();
@@ -518,19 +525,19 @@ async fn vpc_endpoints_gateway_and_interface() {
     let b = subnet(&aws, "b", &vpc_id, "10.0.2.0/24", "eu-west-1b", r).await;
     let tables = RouteTableProvider::new(&aws);
     let rtb1 = tables
-        .create(ctx(&urn(RouteTable::TYPE, "one")), &inputs(&RouteTable::new(vpc_id.as_str(), r)))
+        .create(ctx(&urn(RouteTable::TYPE, "one")), &inputs(&RouteTable::new(vpc_id.as_str()).in_region(r)))
         .await
         .unwrap()
         .id;
     let rtb2 = tables
-        .create(ctx(&urn(RouteTable::TYPE, "two")), &inputs(&RouteTable::new(vpc_id.as_str(), r)))
+        .create(ctx(&urn(RouteTable::TYPE, "two")), &inputs(&RouteTable::new(vpc_id.as_str()).in_region(r)))
         .await
         .unwrap()
         .id;
     let sg = SecurityGroupProvider::new(&aws)
         .create(
             ctx(&urn(SecurityGroup::TYPE, "ep")),
-            &inputs(&SecurityGroup::new("ep", "Endpoints", vpc_id.as_str(), r)),
+            &inputs(&SecurityGroup::new("ep", "Endpoints", vpc_id.as_str()).in_region(r)),
         )
         .await
         .unwrap()
@@ -539,7 +546,8 @@ async fn vpc_endpoints_gateway_and_interface() {
 
     // Gateway (S3): route tables change in place.
     let gu = urn(VpcEndpoint::TYPE, "s3");
-    let mut s3 = VpcEndpoint::gateway(vpc_id.as_str(), "com.amazonaws.eu-west-1.s3", vec![rtb1.as_str().into()], r);
+    let mut s3 =
+        VpcEndpoint::gateway(vpc_id.as_str(), "com.amazonaws.eu-west-1.s3", vec![rtb1.as_str().into()]).in_region(r);
     s3.tags.insert("team".into(), "net".into());
     let created = p.create(ctx(&gu), &inputs(&s3)).await.unwrap();
     assert!(created.id.starts_with("vpce-"));
@@ -566,8 +574,8 @@ async fn vpc_endpoints_gateway_and_interface() {
         "com.amazonaws.eu-west-1.ecr.api",
         vec![a.as_str().into()],
         vec![sg.as_str().into()],
-        r,
-    );
+    )
+    .in_region(r);
     let iface = p.create(ctx(&iu), &inputs(&ecr)).await.unwrap();
     assert_eq!(p.read(ctx(&iu), &iface.id, &inputs(&ecr)).await.unwrap().unwrap().inputs, inputs(&ecr));
     let wider = VpcEndpoint { subnet_ids: vec![a.as_str().into(), b.as_str().into()], ..ecr.clone() };
@@ -599,7 +607,8 @@ async fn vpc_endpoint_private_dns_change_is_ignored_by_moto() {
     let p = VpcEndpointProvider::new(&aws).with_wait(Duration::from_secs(20));
     let u = urn(VpcEndpoint::TYPE, "ecr");
     let ecr =
-        VpcEndpoint::interface(vpc_id.as_str(), "com.amazonaws.us-east-1.ecr.api", vec![a.as_str().into()], vec![], r);
+        VpcEndpoint::interface(vpc_id.as_str(), "com.amazonaws.us-east-1.ecr.api", vec![a.as_str().into()], vec![])
+            .in_region(r);
     let created = p.create(ctx(&u), &inputs(&ecr)).await.unwrap();
     assert_eq!(p.read(ctx(&u), &created.id, &inputs(&ecr)).await.unwrap().unwrap().inputs, inputs(&ecr));
     let quiet = VpcEndpoint { private_dns_enabled: false, ..ecr.clone() };
@@ -612,28 +621,28 @@ const R: &str = "eu-west-1";
 
 fn network(port: i32) -> Desired {
     let mut stack = Stack::new("net", "test");
-    let mut vpc = Vpc::new("10.0.0.0/16", R);
+    let mut vpc = Vpc::new("10.0.0.0/16").in_region(R);
     vpc.enable_dns_hostnames = true;
     let vpc = stack.add("vpc", vpc);
-    let a = stack.add("subnet-a", Subnet::new(&vpc.id, "10.0.1.0/24", "eu-west-1a", R));
-    let b = stack.add("subnet-b", Subnet::new(&vpc.id, "10.0.2.0/24", "eu-west-1b", R));
-    let igw = stack.add("igw", InternetGateway::new(&vpc.id, R));
-    let rtb = stack.add("public", RouteTable::new(&vpc.id, R));
-    stack.add("default-route", Route::to_gateway(&rtb.id, "0.0.0.0/0", &igw.id, R));
+    let a = stack.add("subnet-a", Subnet::new(&vpc.id, "10.0.1.0/24", "eu-west-1a").in_region(R));
+    let b = stack.add("subnet-b", Subnet::new(&vpc.id, "10.0.2.0/24", "eu-west-1b").in_region(R));
+    let igw = stack.add("igw", InternetGateway::new(&vpc.id).in_region(R));
+    let rtb = stack.add("public", RouteTable::new(&vpc.id).in_region(R));
+    stack.add("default-route", Route::to_gateway(&rtb.id, "0.0.0.0/0", &igw.id).in_region(R));
     for (name, subnet) in [("assoc-a", &a), ("assoc-b", &b)] {
         stack.add(
             name,
             RouteTableAssociation {
-                region: R.into(),
+                region: Some(R.into()),
                 route_table_id: (&rtb.id).into(),
                 subnet_id: (&subnet.id).into(),
             },
         );
     }
-    let sg = stack.add("web", SecurityGroup::new("web", "Web servers", &vpc.id, R));
-    stack.add("https-in", SecurityGroupIngressRule::cidr(&sg.id, "tcp", port, port, "203.0.113.0/24", R));
-    stack.add("https-out", SecurityGroupEgressRule::cidr(&sg.id, "tcp", 443, 443, "0.0.0.0/0", R));
-    stack.add("s3", VpcEndpoint::gateway(&vpc.id, "com.amazonaws.eu-west-1.s3", vec![(&rtb.id).into()], R));
+    let sg = stack.add("web", SecurityGroup::new("web", "Web servers", &vpc.id).in_region(R));
+    stack.add("https-in", SecurityGroupIngressRule::cidr(&sg.id, "tcp", port, port, "203.0.113.0/24").in_region(R));
+    stack.add("https-out", SecurityGroupEgressRule::cidr(&sg.id, "tcp", 443, 443, "0.0.0.0/0").in_region(R));
+    stack.add("s3", VpcEndpoint::gateway(&vpc.id, "com.amazonaws.eu-west-1.s3", vec![(&rtb.id).into()]).in_region(R));
     stack.export("vpc_id", &vpc.id);
     stack.finish().expect("program")
 }

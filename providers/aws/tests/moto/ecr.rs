@@ -16,7 +16,7 @@ fn inputs(r: &Repository) -> Value {
 }
 
 fn repo(name: &str, region: &str) -> Repository {
-    let mut r = Repository::new(name, region);
+    let mut r = Repository::new(name).in_region(region);
     r.image_tag_mutability = TagMutability::Immutable;
     r.lifecycle_policy = Some(LIFECYCLE.into());
     r.tags.insert("team".into(), "platform".into());
@@ -120,7 +120,7 @@ async fn repository_kms_without_key_reads_back_without_drift() {
     let moto = Moto::start();
     let p = RepositoryProvider::new(&moto.aws());
     let u = urn(Repository::TYPE, "kms");
-    let mut r = Repository::new("kms-default", "us-east-1");
+    let mut r = Repository::new("kms-default").in_region("us-east-1");
     r.encryption = Encryption::Kms { kms_key: None };
     let created = p.create(ctx(&u), &inputs(&r)).await.unwrap();
     let seen = p.read(ctx(&u), &created.id, &inputs(&r)).await.unwrap().unwrap();
@@ -229,17 +229,17 @@ async fn repository_errors_name_the_urn_the_operation_and_the_aws_code() {
     let moto = Moto::start();
     let p = RepositoryProvider::new(&moto.aws());
     let u = urn(Repository::TYPE, "dup");
-    p.create(ctx(&u), &inputs(&Repository::new("dup", "us-east-1"))).await.unwrap();
-    let e = p.create(ctx(&u), &inputs(&Repository::new("dup", "us-east-1"))).await.unwrap_err().message;
+    p.create(ctx(&u), &inputs(&Repository::new("dup").in_region("us-east-1"))).await.unwrap();
+    let e = p.create(ctx(&u), &inputs(&Repository::new("dup").in_region("us-east-1"))).await.unwrap_err().message;
     assert!(e.contains(u.as_str()), "{e}");
     assert!(e.contains("ECR CreateRepository failed: RepositoryAlreadyExistsException"), "{e}");
 
     // A name AWS would refuse is refused before any call, naming the field.
-    let e = p.create(ctx(&u), &inputs(&Repository::new("Not Valid", "us-east-1"))).await.unwrap_err().message;
+    let e = p.create(ctx(&u), &inputs(&Repository::new("Not Valid").in_region("us-east-1"))).await.unwrap_err().message;
     assert!(e.contains(u.as_str()) && e.contains("`name`"), "{e}");
-    let e = p.create(ctx(&u), &inputs(&Repository::new("", "us-east-1"))).await.unwrap_err().message;
+    let e = p.create(ctx(&u), &inputs(&Repository::new("").in_region("us-east-1"))).await.unwrap_err().message;
     assert!(e.contains("`name` must not be empty"), "{e}");
-    let mut bad = inputs(&Repository::new("ok-name", "us-east-1"));
+    let mut bad = inputs(&Repository::new("ok-name").in_region("us-east-1"));
     bad["image_tag_mutability"] = json!("SOMETIMES");
     let e = p.create(ctx(&u), &bad).await.unwrap_err().message;
     assert!(e.contains("`image_tag_mutability` must be MUTABLE or IMMUTABLE"), "{e}");
@@ -263,7 +263,7 @@ async fn repository_errors_name_the_urn_the_operation_and_the_aws_code() {
 
 fn replication(region: &str, to: &[&str]) -> ReplicationConfiguration {
     ReplicationConfiguration {
-        region: region.into(),
+        region: Some(region.into()),
         rules: vec![ReplicationRule {
             destinations: to
                 .iter()

@@ -18,14 +18,14 @@ use crate::common::Moto;
 
 fn program(kms: bool) -> Desired {
     let mut stack = Stack::new("shop", "test");
-    let mut repo = Repository::new("shop/api", "us-east-1");
+    let mut repo = Repository::new("shop/api").in_region("us-east-1");
     if kms {
         repo.encryption = Encryption::Kms { kms_key: None };
     }
     repo.scan_on_push = true;
     repo.tags.insert("team".into(), "shop".into());
     let repo = stack.add("api", repo);
-    let mut topic = Topic::new("shop-alerts", "eu-west-1");
+    let mut topic = Topic::new("shop-alerts").in_region("eu-west-1");
     topic.display_name = "Shop alerts".into();
     let topic = stack.add("alerts", topic);
     stack.add(
@@ -36,16 +36,16 @@ fn program(kms: bool) -> Desired {
             endpoint: "oncall@example.com".into(),
         },
     );
-    let mut east = LogGroup::new("/shop/api", "us-east-1");
+    let mut east = LogGroup::new("/shop/api").in_region("us-east-1");
     east.retention_days = Some(14);
     let east = stack.add("logs-east", east);
-    let mut west = LogGroup::new("/shop/api", "eu-west-1");
+    let mut west = LogGroup::new("/shop/api").in_region("eu-west-1");
     west.retention_days = Some(30);
     stack.add("logs-west", west);
     stack.add(
         "errors",
         MetricFilter {
-            region: "us-east-1".into(),
+            region: Some("us-east-1".into()),
             log_group_name: east.name.clone().into(),
             name: "errors".into(),
             pattern: "ERROR".into(),

@@ -31,7 +31,7 @@ async fn an_existing_topic_is_adopted_then_changed_in_place_never_duplicated() {
     let sns = moto.sns("eu-west-1");
     let arn = sns.create_topic().name("legacy-alerts").send().await.unwrap().topic_arn().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
-    let mut topic = Topic::new("legacy-alerts", "eu-west-1");
+    let mut topic = Topic::new("legacy-alerts").in_region("eu-west-1");
     topic.display_name = "Alerts".into();
     let desired = program(topic, &arn);
     let backend = FileBackend::new(dir.path().join("state"), &desired.stack);
@@ -63,7 +63,7 @@ async fn an_import_that_would_replace_or_finds_nothing_fails_and_records_nothing
 
     // The program names another log group than the one imported: that would replace it.
     let mut stack = Stack::new("shop", "test");
-    stack.add_with("logs", LogGroup::new("/other", "us-east-1"), Options::new().import("/legacy"));
+    stack.add_with("logs", LogGroup::new("/other").in_region("us-east-1"), Options::new().import("/legacy"));
     let desired = stack.finish().unwrap();
     let backend = FileBackend::new(dir.path().join("state"), &desired.stack);
     let failure = apply_failure(&engine, &backend, &desired).await;
@@ -71,7 +71,7 @@ async fn an_import_that_would_replace_or_finds_nothing_fails_and_records_nothing
 
     // An id that names nothing.
     let mut stack = Stack::new("shop", "test");
-    stack.add_with("logs", LogGroup::new("/missing", "us-east-1"), Options::new().import("/missing"));
+    stack.add_with("logs", LogGroup::new("/missing").in_region("us-east-1"), Options::new().import("/missing"));
     let desired = stack.finish().unwrap();
     let failure = apply_failure(&engine, &backend, &desired).await;
     assert!(failure.contains("cannot import `/missing`: no such aws:logs:LogGroup exists"), "{failure}");

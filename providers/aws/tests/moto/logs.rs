@@ -10,7 +10,7 @@ fn inputs<T: serde::Serialize>(r: &T) -> Value {
 }
 
 fn group(name: &str, region: &str) -> LogGroup {
-    let mut g = LogGroup::new(name, region);
+    let mut g = LogGroup::new(name).in_region(region);
     g.retention_days = Some(7);
     g.tags.insert("team".into(), "platform".into());
     g
@@ -141,7 +141,7 @@ async fn invalid_retention_is_refused_before_any_call_moto_accepts_it() {
 
 fn filter(group: &str, region: &str) -> MetricFilter {
     MetricFilter {
-        region: region.into(),
+        region: Some(region.into()),
         log_group_name: group.into(),
         name: "errors".into(),
         pattern: "ERROR".into(),

@@ -13,6 +13,7 @@ mod engine;
 mod import;
 mod logs;
 mod parent_in_place;
+mod providers;
 mod recovery;
 mod route53;
 mod sns;

@@ -91,34 +91,34 @@ const R: &str = "eu-west-1";
 /// mostly in properties that force a replacement.
 fn network(env: &str) -> Desired {
     let mut stack = Stack::new("net", "test");
-    let mut vpc = Vpc::new("10.0.0.0/16", R);
+    let mut vpc = Vpc::new("10.0.0.0/16").in_region(R);
     vpc.enable_dns_hostnames = true;
     vpc.tags.insert("env".into(), env.into());
     let vpc = stack.add("vpc", vpc);
-    let a = stack.add("subnet-a", Subnet::new(&vpc.id, "10.0.1.0/24", "eu-west-1a", R));
-    let b = stack.add("subnet-b", Subnet::new(&vpc.id, "10.0.2.0/24", "eu-west-1b", R));
-    let igw = stack.add("igw", InternetGateway::new(&vpc.id, R));
-    stack.add("default-route", Route::to_gateway(&vpc.main_route_table_id, "0.0.0.0/0", &igw.id, R));
-    let rtb = stack.add("private", RouteTable::new(&vpc.id, R));
+    let a = stack.add("subnet-a", Subnet::new(&vpc.id, "10.0.1.0/24", "eu-west-1a").in_region(R));
+    let b = stack.add("subnet-b", Subnet::new(&vpc.id, "10.0.2.0/24", "eu-west-1b").in_region(R));
+    let igw = stack.add("igw", InternetGateway::new(&vpc.id).in_region(R));
+    stack.add("default-route", Route::to_gateway(&vpc.main_route_table_id, "0.0.0.0/0", &igw.id).in_region(R));
+    let rtb = stack.add("private", RouteTable::new(&vpc.id).in_region(R));
     for (name, subnet) in [("assoc-a", &a), ("assoc-b", &b)] {
         let association = RouteTableAssociation {
-            region: R.into(),
+            region: Some(R.into()),
             route_table_id: (&rtb.id).into(),
             subnet_id: (&subnet.id).into(),
         };
         stack.add(name, association);
     }
-    let sg = stack.add("web", SecurityGroup::new("web", "Web servers", &vpc.id, R));
-    stack.add("https-in", SecurityGroupIngressRule::cidr(&sg.id, "tcp", 443, 443, &vpc.cidr_block, R));
-    stack.add("https-out", SecurityGroupEgressRule::cidr(&sg.id, "tcp", 443, 443, "0.0.0.0/0", R));
-    stack.add("s3", VpcEndpoint::gateway(&vpc.id, "com.amazonaws.eu-west-1.s3", vec![(&rtb.id).into()], R));
+    let sg = stack.add("web", SecurityGroup::new("web", "Web servers", &vpc.id).in_region(R));
+    stack.add("https-in", SecurityGroupIngressRule::cidr(&sg.id, "tcp", 443, 443, &vpc.cidr_block).in_region(R));
+    stack.add("https-out", SecurityGroupEgressRule::cidr(&sg.id, "tcp", 443, 443, "0.0.0.0/0").in_region(R));
+    stack.add("s3", VpcEndpoint::gateway(&vpc.id, "com.amazonaws.eu-west-1.s3", vec![(&rtb.id).into()]).in_region(R));
     let ecr = VpcEndpoint::interface(
         &vpc.id,
         "com.amazonaws.eu-west-1.ecr.api",
         vec![(&a.id).into(), (&b.id).into()],
         vec![(&sg.id).into()],
-        R,
-    );
+    )
+    .in_region(R);
     stack.add("ecr-api", ecr);
     stack.export("vpc_id", &vpc.id);
     stack.finish().expect("program")
@@ -219,11 +219,11 @@ async fn a_comment_on_a_hosted_zone_updates_the_zone_only_and_its_record_sets_st
 /// A log group (with a retention) and a metric filter on it, which uses its `name`.
 fn logs(retention_days: u32) -> Desired {
     let mut stack = Stack::new("obs", "test");
-    let mut group = LogGroup::new("/shop/api", "us-east-1");
+    let mut group = LogGroup::new("/shop/api").in_region("us-east-1");
     group.retention_days = Some(retention_days);
     let group = stack.add("logs", group);
     let filter = MetricFilter {
-        region: "us-east-1".into(),
+        region: Some("us-east-1".into()),
         log_group_name: group.name.clone().into(),
         name: "errors".into(),
         pattern: "ERROR".into(),
@@ -262,7 +262,7 @@ async fn a_retention_change_updates_the_log_group_only_and_its_metric_filter_sta
 /// A topic (with a display name) and an email subscription to it, which uses its `arn`.
 fn alerts(display_name: &str) -> Desired {
     let mut stack = Stack::new("alerts", "test");
-    let mut topic = Topic::new("shop-alerts", R);
+    let mut topic = Topic::new("shop-alerts").in_region(R);
     topic.display_name = display_name.into();
     let topic = stack.add("alerts", topic);
     let subscription = Subscription {

@@ -125,7 +125,7 @@ async fn find_passes_over_the_copies_state_holds_and_goes_on_to_the_next_candida
     // only the other, and neither once state holds both.
     let vpcs = VpcProvider::new(&aws);
     let u = urn(Vpc::TYPE, "main");
-    let desired = inputs(&Vpc::new("10.0.0.0/16", r));
+    let desired = inputs(&Vpc::new("10.0.0.0/16").in_region(r));
     let a = vpcs.create(ctx(&u), &desired).await.unwrap().id;
     let b = vpcs.create(ctx(&u), &desired).await.unwrap().id;
     let identity = vpcs.identity(&desired);
@@ -140,7 +140,7 @@ async fn find_passes_over_the_copies_state_holds_and_goes_on_to_the_next_candida
     // A subnet of the first, and a security group rule.
     let subnets = SubnetProvider::new(&aws);
     let su = urn(Subnet::TYPE, "a");
-    let subnet_inputs = inputs(&Subnet::new(a.as_str(), "10.0.1.0/24", "us-east-1a", r));
+    let subnet_inputs = inputs(&Subnet::new(a.as_str(), "10.0.1.0/24", "us-east-1a").in_region(r));
     let subnet = subnets.create(ctx(&su), &subnet_inputs).await.unwrap().id;
     let identity = subnets.identity(&subnet_inputs);
     assert_eq!(subnets.find(ctx(&su), &identity).await.unwrap().map(|o| o.id), Some(subnet.clone()));
@@ -149,11 +149,12 @@ async fn find_passes_over_the_copies_state_holds_and_goes_on_to_the_next_candida
 
     let groups = cairn_aws::ec2::SecurityGroupProvider::new(&aws);
     let gu = urn(cairn_aws::ec2::SecurityGroup::TYPE, "web");
-    let group_inputs = inputs(&cairn_aws::ec2::SecurityGroup::new("web", "Web", a.as_str(), r));
+    let group_inputs = inputs(&cairn_aws::ec2::SecurityGroup::new("web", "Web", a.as_str()).in_region(r));
     let group = groups.create(ctx(&gu), &group_inputs).await.unwrap().id;
     let rules = SecurityGroupRuleProvider::ingress(&aws);
     let ru = urn(SecurityGroupIngressRule::TYPE, "https");
-    let rule_inputs = inputs(&SecurityGroupIngressRule::cidr(group.as_str(), "tcp", 443, 443, "10.0.0.0/16", r));
+    let rule_inputs =
+        inputs(&SecurityGroupIngressRule::cidr(group.as_str(), "tcp", 443, 443, "10.0.0.0/16").in_region(r));
     let rule = rules.create(ctx(&ru), &rule_inputs).await.unwrap().id;
     let identity = rules.identity(&rule_inputs);
     assert_eq!(rules.find(ctx(&ru), &identity).await.unwrap().map(|o| o.id), Some(rule.clone()));
@@ -163,7 +164,7 @@ async fn find_passes_over_the_copies_state_holds_and_goes_on_to_the_next_candida
     // A topic, found by name and tag.
     let topics = TopicProvider::new(&aws);
     let tu = urn(Topic::TYPE, "alerts");
-    let topic_inputs = inputs(&Topic::new("alerts", r));
+    let topic_inputs = inputs(&Topic::new("alerts").in_region(r));
     let topic = topics.create(ctx(&tu), &topic_inputs).await.unwrap().id;
     let identity = topics.identity(&topic_inputs);
     assert_eq!(topics.find(ctx(&tu), &identity).await.unwrap().map(|o| o.id), Some(topic.clone()));
@@ -175,7 +176,7 @@ async fn find_passes_over_the_copies_state_holds_and_goes_on_to_the_next_candida
     let filters = MetricFilterProvider::new(&aws);
     let fu = urn(MetricFilter::TYPE, "errors");
     let filter_inputs = inputs(&MetricFilter {
-        region: r.into(),
+        region: Some(r.into()),
         log_group_name: "/app".into(),
         name: "errors".into(),
         pattern: "ERROR".into(),

@@ -503,9 +503,9 @@ fn dns_program(green_weight: u32, threshold: f64) -> Desired {
         r.health_check_id = Some(hc.id.clone().into());
         stack.add(name, r);
     }
-    let topic = stack.add("alerts", Topic::new("dns-alerts", "us-east-1"));
-    let mut alarm =
-        MetricAlarm::new("api-health", "us-east-1", "AWS/Route53", "HealthCheckStatus", "Minimum", 60, threshold);
+    let topic = stack.add("alerts", Topic::new("dns-alerts").in_region("us-east-1"));
+    let mut alarm = MetricAlarm::new("api-health", "AWS/Route53", "HealthCheckStatus", "Minimum", 60, threshold)
+        .in_region("us-east-1");
     alarm.comparison_operator = "LessThanThreshold".into();
     alarm.dimensions.insert("HealthCheckId".into(), hc.id.clone().into());
     alarm.alarm_actions = vec![topic.arn.clone().into()];
@@ -513,7 +513,7 @@ fn dns_program(green_weight: u32, threshold: f64) -> Desired {
     alarm.tags.insert("team".into(), "dns".into());
     stack.add("alarm", alarm);
     let body = r#"{"widgets": [{"type": "text", "x": 0, "y": 0, "width": 6, "height": 2, "properties": {"markdown": "api"}}]}"#;
-    stack.add("board", Dashboard::new("dns", "eu-west-1", body));
+    stack.add("board", Dashboard::new("dns", body).in_region("eu-west-1"));
     stack.export("zone_id", &z.zone_id);
     stack.finish().expect("program")
 }

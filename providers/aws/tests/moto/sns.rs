@@ -10,7 +10,7 @@ fn inputs<T: serde::Serialize>(r: &T) -> Value {
 }
 
 fn topic(name: &str, region: &str) -> Topic {
-    let mut t = Topic::new(name, region);
+    let mut t = Topic::new(name).in_region(region);
     t.display_name = "Alerts".into();
     t.tags.insert("team".into(), "platform".into());
     t
@@ -56,12 +56,12 @@ async fn fifo_topic() {
     let moto = Moto::start();
     let p = TopicProvider::new(&moto.aws());
     let u = urn(Topic::TYPE, "orders");
-    let mut t = Topic::new("orders.fifo", "eu-west-1");
+    let mut t = Topic::new("orders.fifo").in_region("eu-west-1");
     t.fifo = true;
     let created = p.create(ctx(&u), &inputs(&t)).await.unwrap();
     assert_eq!(created.id, "arn:aws:sns:eu-west-1:123456789012:orders.fifo");
     assert_eq!(p.read(ctx(&u), &created.id, &inputs(&t)).await.unwrap().unwrap().inputs, inputs(&t));
-    let mut wrong = Topic::new("orders", "eu-west-1");
+    let mut wrong = Topic::new("orders").in_region("eu-west-1");
     wrong.fifo = true;
     let e = p.create(ctx(&u), &inputs(&wrong)).await.unwrap_err().message;
     assert!(e.contains(u.as_str()) && e.contains("`.fifo`"), "{e}");
