@@ -151,12 +151,7 @@ impl ThingProvider {
     }
 
     fn observe(&self, id: &str) -> Result<Option<Observed>, ProviderError> {
-        let text = match fs::read_to_string(self.path(id)) {
-            Ok(t) => t,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(ProviderError::new(format!("world: {e}"))),
-        };
-        let v: Value = serde_json::from_str(&text).map_err(|e| ProviderError::new(format!("world file {id}: {e}")))?;
+        let Some(v) = read_world_file(&self.path(id), id)? else { return Ok(None) };
         let mut inputs = json!({"value": v["value"]});
         if !v["key"].is_null() {
             inputs["key"] = v["key"].clone();
@@ -164,6 +159,16 @@ impl ThingProvider {
         let token = v["token"].as_str().map(str::to_string).unwrap_or_else(|| token(id));
         Ok(Some(Observed { id: id.to_string(), outputs: outputs(&token, &inputs), inputs }))
     }
+}
+
+/// The JSON of a resource in the world, `None` when there is no such resource.
+fn read_world_file(path: &Path, id: &str) -> Result<Option<Value>, ProviderError> {
+    let text = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(ProviderError::new(format!("world: {e}"))),
+    };
+    serde_json::from_str(&text).map(Some).map_err(|e| ProviderError::new(format!("world file {id}: {e}")))
 }
 
 fn now_micros() -> u128 {
@@ -289,12 +294,7 @@ impl KeyedProvider {
     }
 
     fn observe(&self, id: &str) -> Result<Option<Observed>, ProviderError> {
-        let text = match fs::read_to_string(self.path(id)) {
-            Ok(t) => t,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(ProviderError::new(format!("world: {e}"))),
-        };
-        let v: Value = serde_json::from_str(&text).map_err(|e| ProviderError::new(format!("world file {id}: {e}")))?;
+        let Some(v) = read_world_file(&self.path(id), id)? else { return Ok(None) };
         let inputs = json!({"name": v["name"], "parent": v["parent"], "mode": v["mode"]});
         Ok(Some(Observed { id: id.to_string(), inputs, outputs: json!({"id": id}) }))
     }
