@@ -136,7 +136,33 @@ pub fn main<C: DeserializeOwned>(program: Program<C>) -> ExitCode {
     };
     let code = runtime.block_on(async {
         let interrupt = Interrupt::install();
-        match run(&program, cli.command, &interrupt).await {
+        // Commands that change something stop at their next safe point on the first Ctrl-C
+        // (and release their lock on the second, within `FORCED_RELEASE`); the others have
+        // nothing to save and stop at once.
+        let safe_points = matches!(
+            cli.command,
+            Command::Deploy { .. } | Command::Destroy { .. } | Command::Refresh { .. } | Command::Config { .. }
+        ) || matches!(
+            cli.command,
+            Command::State {
+                command: args::StateCommand::Rm { .. }
+                    | args::StateCommand::Migrate { .. }
+                    | args::StateCommand::Import { .. }
+            }
+        );
+        let stop = async {
+            if safe_points {
+                interrupt.forced().await;
+                tokio::time::sleep(crate::state::locked::FORCED_RELEASE + std::time::Duration::from_secs(1)).await;
+            } else {
+                interrupt.requested().await;
+            }
+        };
+        let result = tokio::select! {
+            r = run(&program, cli.command, &interrupt) => r,
+            () = stop => Err(context::Interrupted("stopped; nothing was changed").into()),
+        };
+        match result {
             Ok(code) => code,
             Err(e) => {
                 let interrupted = interrupt.is_requested()

@@ -182,3 +182,20 @@ fn ctrl_c_at_the_prompt_changes_nothing_and_destroy_always_asks() {
     p.deploy().ok();
     assert_eq!(p.things().len(), 3);
 }
+
+#[test]
+fn ctrl_c_stops_a_command_that_changes_nothing_at_once() {
+    // A state backend that accepts connections and never answers: the command waits.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("consul://{}/cairn", silent.local_addr().unwrap());
+    let p = Project::new("count = 1\nvalue = \"v\"\n");
+    for args in [&["preview", "--env", "dev", "--state", &url][..], &["state", "list", "--env", "dev", "--state", &url]]
+    {
+        let child = p.spawn(args);
+        std::thread::sleep(Duration::from_millis(700));
+        signal(&child, libc::SIGINT);
+        let (code, took, out, err) = finish(child, Duration::from_secs(10));
+        assert_eq!(code, 130, "{out}\n{err}");
+        assert!(took < Duration::from_secs(3), "stopped in {took:?}");
+    }
+}
