@@ -370,3 +370,33 @@ async fn a_command_runs_in_dependency_order_and_keeps_its_secrets() {
     let error = &outcome.failed[0].2;
     assert!(error.contains("token [secret] refused") && !error.contains("s3cr3t"), "{error}");
 }
+
+#[tokio::test]
+async fn a_changed_trigger_runs_the_command_again_as_a_replacement() {
+    let world = World::new();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let build = |digest: &'static str, tag: &'static str| {
+        let log = log.display().to_string();
+        program(move |s| {
+            let mut c = Command::new(format!("echo create $TAG >> {log}; echo built-$TAG"));
+            c.delete = Some(format!("echo delete $TAG >> {log}").into());
+            c.triggers = vec![digest.into()];
+            c.environment.insert("TAG".into(), tag.into());
+            s.add("build", c);
+        })
+    };
+    let registry = || Registry::new().with(CommandProvider);
+    world.deploy_with(&build("sha256:1", "a"), registry()).await;
+    // Only the environment changed: `create` runs again in place (there is no `update`).
+    let (plan, outcome) = world.deploy_with(&build("sha256:1", "b"), registry()).await;
+    assert_eq!(steps(&plan), ["update build"]);
+    assert!(outcome.succeeded());
+    // A new trigger replaces it: the new run first, then the old one's `delete`.
+    let (plan, outcome) = world.deploy_with(&build("sha256:2", "c"), registry()).await;
+    assert_eq!(steps(&plan), ["delete replaced build", "replace build"]);
+    assert!(outcome.succeeded(), "{outcome:?}");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "create a\ncreate b\ncreate c\ndelete b\n");
+    let state = world.state("test-dev").await;
+    assert_eq!(state.resources.values().next().unwrap().outputs, json!({"stdout": "built-c"}));
+}
