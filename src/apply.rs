@@ -252,11 +252,7 @@ impl Engine {
         cancel: &watch::Receiver<bool>,
     ) -> Result<usize, String> {
         self.recover_all(session, state, desired, cancel).await.map_err(|e| {
-            let mut secrets = state_secrets(state);
-            for r in desired.iter().flat_map(|d| d.resources.values()) {
-                secrets.add(&r.inputs);
-            }
-            secrets.scrub(&e)
+            value::Secrets::in_all(state_values(state).chain(desired.into_iter().flat_map(program_values))).scrub(&e)
         })
     }
 
@@ -547,12 +543,8 @@ impl Run<'_> {
     fn secrets(&self) -> &value::Secrets {
         self.secrets.get_or_init(|| {
             let live = self.live.lock().expect("lock poisoned");
-            let mut secrets = program_secrets(self.desired);
-            for r in live.resources.values().chain(live.retired.values()) {
-                secrets.add(&r.inputs);
-                secrets.add(&r.outputs);
-            }
-            secrets
+            let records = live.resources.values().chain(live.retired.values());
+            value::Secrets::in_all(program_values(self.desired).chain(records.flat_map(|r| [&r.inputs, &r.outputs])))
         })
     }
 
@@ -878,33 +870,19 @@ fn read_outputs(inputs: &Value, recorded: &Value, observed: Value) -> Value {
     value::Secrets::of(inputs).taint(value::copy_secrecy(recorded, observed))
 }
 
-/// The secrets of a program: its inputs' and its stack outputs'.
-fn program_secrets(desired: &Desired) -> value::Secrets {
-    let mut secrets = value::Secrets::default();
-    for r in desired.resources.values() {
-        secrets.add(&r.inputs);
-    }
-    for v in desired.outputs.values() {
-        secrets.add(v);
-    }
-    secrets
+/// The values of a program that may hold secrets: its inputs and its stack outputs.
+fn program_values(desired: &Desired) -> impl Iterator<Item = &Value> {
+    desired.resources.values().map(|r| &r.inputs).chain(desired.outputs.values())
 }
 
-/// The secrets of a state: its resources' inputs and outputs, its stack outputs and its
-/// pending records.
-pub fn state_secrets(state: &StackState) -> value::Secrets {
-    let mut secrets = value::Secrets::default();
-    for r in state.resources.values().chain(state.retired.values()) {
-        secrets.add(&r.inputs);
-        secrets.add(&r.outputs);
-    }
-    for v in state.outputs.values() {
-        secrets.add(v);
-    }
-    for p in state.pending.values() {
-        secrets.add(&p.identity);
-    }
-    secrets
+/// The values of a state that may hold secrets: its resources' inputs and outputs, its stack
+/// outputs and its pending records.
+fn state_values(state: &StackState) -> impl Iterator<Item = &Value> {
+    let records = state.resources.values().chain(state.retired.values());
+    records
+        .flat_map(|r| [&r.inputs, &r.outputs])
+        .chain(state.outputs.values())
+        .chain(state.pending.values().map(|p| &p.identity))
 }
 
 /// What a create did with the resource it replaced.
@@ -1005,7 +983,7 @@ impl Engine {
         }))
         .buffer_unordered(self.parallel.max(1));
         while let Some(result) = reads.next().await {
-            let (r, seen) = result.map_err(|e| state_secrets(state).scrub(&e))?;
+            let (r, seen) = result.map_err(|e| value::Secrets::in_all(state_values(state)).scrub(&e))?;
             match seen {
                 None => drifts.push(Drift { urn: r.urn.clone(), diffs: None, observed: None }),
                 Some(obs) => {

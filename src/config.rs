@@ -121,7 +121,7 @@ fn read_secret(source: SecretSource) -> Result<Secret<String>, String> {
             };
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| format!("cannot read the secret file {}: {e}", path.display()))?;
-            let text = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
+            let text = without_line_end(&text);
             if text.is_empty() {
                 return Err(format!("the secret file {} is empty", path.display()));
             }
@@ -145,6 +145,12 @@ fn read_secret(source: SecretSource) -> Result<Secret<String>, String> {
         };
         b.open_config(&sealed).map_err(|e| e.to_string())
     })
+}
+
+/// `text` without one trailing line end (`\n` or `\r\n`): what a file or a program's
+/// output holds as one value.
+pub(crate) fn without_line_end(text: &str) -> &str {
+    text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(text)
 }
 
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Secret<T> {
@@ -233,22 +239,24 @@ pub fn parse<T: DeserializeOwned>(path: &Path, src: &str, mode: SecretMode) -> R
 }
 
 fn parse_without_own<T: DeserializeOwned>(path: &Path, src: &str) -> Result<T, ConfigError> {
-    let de = WithoutOwn(toml::Deserializer::new(src));
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let key = e.path().to_string();
-        let inner = e.into_inner();
-        let span = inner.span();
-        let message = inner.message().trim().to_string();
-        // A secret written in plain text is not shown again in the error.
-        let show_line = !message.starts_with(PLAIN_SECRET);
-        ConfigError {
-            path: path.to_path_buf(),
-            position: span.clone().map(|s| position(src, s.start)),
-            key: (key != "." && !key.is_empty()).then_some(key),
-            message,
-            snippet: span.filter(|_| show_line).map(|s| snippet(src, s)),
-        }
-    })
+    serde_path_to_error::deserialize(WithoutOwn(toml::Deserializer::new(src))).map_err(|e| located(path, src, e))
+}
+
+/// A TOML error with its file, line, column, key path and line, except that a secret written
+/// in plain text is not shown again.
+fn located(path: &Path, src: &str, e: serde_path_to_error::Error<toml::de::Error>) -> ConfigError {
+    let key = e.path().to_string();
+    let inner = e.into_inner();
+    let span = inner.span();
+    let message = inner.message().trim().to_string();
+    let show_line = !message.starts_with(PLAIN_SECRET);
+    ConfigError {
+        path: path.to_path_buf(),
+        position: span.clone().map(|s| position(src, s.start)),
+        key: (key != "." && !key.is_empty()).then_some(key),
+        message,
+        snippet: span.filter(|_| show_line).map(|s| snippet(src, s)),
+    }
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {
@@ -286,19 +294,8 @@ pub fn state_backend(path: &Path) -> Result<Option<String>, ConfigError> {
 
 /// [`state_backend`] of a config's text (named `path` in errors).
 pub fn state_backend_of(path: &Path, src: &str) -> Result<Option<String>, ConfigError> {
-    let de = toml::Deserializer::new(src);
-    let own: OwnTables = serde_path_to_error::deserialize(de).map_err(|e| {
-        let key = e.path().to_string();
-        let inner = e.into_inner();
-        let span = inner.span();
-        ConfigError {
-            path: path.to_path_buf(),
-            position: span.clone().map(|s| position(src, s.start)),
-            key: (key != "." && !key.is_empty()).then_some(key),
-            message: inner.message().trim().to_string(),
-            snippet: span.map(|s| snippet(src, s)),
-        }
-    })?;
+    let own: OwnTables =
+        serde_path_to_error::deserialize(toml::Deserializer::new(src)).map_err(|e| located(path, src, e))?;
     match own.state {
         Some(t) if t.backend.trim().is_empty() => Err(ConfigError {
             path: path.to_path_buf(),

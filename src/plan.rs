@@ -225,9 +225,7 @@ fn resolved_eq<'a>(desired: &Value, prior: &Value, find: &FindOutput<'_, 'a>) ->
         || value::marker(desired, value::FUNCTION).is_some()
         || value::marker(desired, value::JSON).is_some()
     {
-        let lookup = |o: &OutputRef| {
-            find(o.urn.as_str(), &o.path).map(|(v, s)| if s { value::secret(v.clone()) } else { v.clone() })
-        };
+        let lookup = |o: &OutputRef| find(o.urn.as_str(), &o.path).map(value::owned);
         return &value::resolve(desired, &lookup) == prior;
     }
     match (desired, prior) {
@@ -373,9 +371,7 @@ pub fn plan(desired: &Desired, prior: &StackState) -> Result<Plan, PlanError> {
         let r = resources[i];
         let p = prior_of[i];
         let find = |urn: &str, path: &str| known_output(&resources, &prior_of, &ops, *index.get(urn)?, path);
-        let lookup = |o: &OutputRef| {
-            find(o.urn.as_str(), &o.path).map(|(v, s)| if s { value::secret(v.clone()) } else { v.clone() })
-        };
+        let lookup = |o: &OutputRef| find(o.urn.as_str(), &o.path).map(value::owned);
         let (op, diffs) = match p {
             None if r.import.is_some() => (Op::Import, Vec::new()),
             None => {
@@ -485,13 +481,7 @@ pub fn plan(desired: &Desired, prior: &StackState) -> Result<Plan, PlanError> {
         .filter(|(name, v)| {
             let resolved = value::resolve(v, &|o: &OutputRef| {
                 let j = *index.get(o.urn.as_str())?;
-                known_output(&resources, &prior_of, &ops, j, &o.path).map(|(v, s)| {
-                    if s {
-                        value::secret(v.clone())
-                    } else {
-                        v.clone()
-                    }
-                })
+                known_output(&resources, &prior_of, &ops, j, &o.path).map(value::owned)
             });
             prior.outputs.get(*name) != Some(&resolved)
         })

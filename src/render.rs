@@ -3,7 +3,6 @@
 //! Deterministic by construction: keys sorted, resources ordered by URN, no timestamps, no
 //! absolute paths, secrets as `[secret]`, outputs not known yet as `${<urn>#<path>}`.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
@@ -111,30 +110,7 @@ pub fn document(desired: &Desired) -> String {
 
 /// Pretty JSON with keys sorted at every level, independent of serde_json's map features.
 pub fn canonical(v: &Value, indent: usize, out: &mut String) {
-    let pad = |n: usize| "  ".repeat(n);
-    match v {
-        Value::Object(map) if !map.is_empty() => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push_str("{\n");
-            for (i, k) in keys.iter().enumerate() {
-                let _ = write!(out, "{}{}: ", pad(indent + 1), Value::String((*k).clone()));
-                canonical(&map[*k], indent + 1, out);
-                out.push_str(if i + 1 < keys.len() { ",\n" } else { "\n" });
-            }
-            let _ = write!(out, "{}}}", pad(indent));
-        }
-        Value::Array(items) if !items.is_empty() => {
-            out.push_str("[\n");
-            for (i, item) in items.iter().enumerate() {
-                out.push_str(&pad(indent + 1));
-                canonical(item, indent + 1, out);
-                out.push_str(if i + 1 < items.len() { ",\n" } else { "\n" });
-            }
-            let _ = write!(out, "{}]", pad(indent));
-        }
-        other => out.push_str(&other.to_string()),
-    }
+    value::write_sorted(v, Some(indent), out);
 }
 
 /// Writes `stack.json` and `files/<path>` for every rendered file under `dir`. Returns the

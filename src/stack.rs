@@ -250,7 +250,7 @@ struct Scope {
     name: String,
     /// Default provider configurations, by package.
     providers: HashMap<&'static str, ProviderConfig>,
-    /// Every resource declared in it (and in its components).
+    /// Every resource declared in it (and in its components); kept for components only.
     urns: Vec<Urn>,
 }
 
@@ -364,7 +364,9 @@ impl Stack {
             }
         }
         let provider = provider.map(|p| ProviderUse { name: p.name, settings: p.settings });
-        for scope in &mut self.scopes {
+        // Each component being built can be depended on for it; the stack's own scope
+        // never is, so it keeps no list.
+        for scope in &mut self.scopes[1..] {
             scope.urns.push(urn.clone());
         }
         let mut dependencies = BTreeSet::new();

@@ -98,38 +98,46 @@ pub fn find_error(value: &Value) -> Option<&str> {
 /// the same value always gives the same text.
 pub fn canonical_json(value: &Value) -> String {
     let mut out = String::new();
-    write_canonical(value, &mut out);
+    write_sorted(value, None, &mut out);
     out
 }
 
-fn write_canonical(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
+/// JSON with keys sorted at every level: compact, or pretty at `indent` levels of two
+/// spaces (what render writes).
+pub fn write_sorted(value: &Value, indent: Option<usize>, out: &mut String) {
+    let (items, close): (Vec<(Option<&String>, &Value)>, char) = match value {
+        Value::Object(map) if !map.is_empty() => {
             let mut keys: Vec<&String> = map.keys().collect();
             keys.sort();
             out.push('{');
-            for (i, k) in keys.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String((*k).clone()).to_string());
-                out.push(':');
-                write_canonical(&map[*k], out);
-            }
-            out.push('}');
+            (keys.into_iter().map(|k| (Some(k), &map[k])).collect(), '}')
         }
-        Value::Array(items) => {
+        Value::Array(items) if !items.is_empty() => {
             out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(']');
+            (items.iter().map(|v| (None, v)).collect(), ']')
         }
-        other => out.push_str(&other.to_string()),
+        other => return out.push_str(&other.to_string()),
+    };
+    let pad = |out: &mut String, n: usize| out.push_str(&"  ".repeat(n));
+    for (i, (key, item)) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        if let Some(n) = indent {
+            out.push('\n');
+            pad(out, n + 1);
+        }
+        if let Some(k) = key {
+            out.push_str(&Value::String(k.clone()).to_string());
+            out.push_str(if indent.is_some() { ": " } else { ":" });
+        }
+        write_sorted(item, indent.map(|n| n + 1), out);
     }
+    if let Some(n) = indent {
+        out.push('\n');
+        pad(out, n);
+    }
+    out.push(close);
 }
 
 /// A reference to one output property of one resource.
@@ -354,8 +362,16 @@ pub fn get_path<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
 
 /// Looks up an output, keeping it secret when it, or anything around it, was secret.
 pub fn lookup_output(outputs: &Value, path: &str) -> Option<Value> {
-    let (found, is_secret) = find_output(outputs, path)?;
-    Some(if is_secret { secret(found.clone()) } else { found.clone() })
+    find_output(outputs, path).map(owned)
+}
+
+/// What [`find_output`] found, owned: wrapped as secret when it is one.
+pub fn owned((found, is_secret): (&Value, bool)) -> Value {
+    if is_secret {
+        secret(found.clone())
+    } else {
+        found.clone()
+    }
 }
 
 /// Like [`lookup_output`], borrowed: the value, and whether it (or anything around it) is
@@ -436,16 +452,18 @@ const SHORT_SECRET: usize = 4;
 impl Secrets {
     /// The secrets inside `value`.
     pub fn of(value: &Value) -> Secrets {
-        let mut s = Secrets::default();
-        s.add(value);
-        s
+        Secrets::in_all([value])
     }
 
-    /// Adds every secret inside `value`.
-    pub fn add(&mut self, value: &Value) {
-        self.collect(value);
-        self.texts.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-        self.texts.dedup();
+    /// The secrets inside every one of `values`.
+    pub fn in_all<'v>(values: impl IntoIterator<Item = &'v Value>) -> Secrets {
+        let mut s = Secrets::default();
+        for v in values {
+            s.collect(v);
+        }
+        s.texts.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        s.texts.dedup();
+        s
     }
 
     fn collect(&mut self, value: &Value) {

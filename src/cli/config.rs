@@ -169,7 +169,7 @@ async fn read_secret_value(key: &str, interrupt: &Interrupt) -> anyhow::Result<S
         r = read => r.map_err(|e| anyhow!("reading the secret failed: {e}"))?.context("reading the secret")?,
         () = interrupt.requested() => return Err(Interrupted("cancelled: the config was not changed").into()),
     };
-    let text = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text).to_string();
+    let text = crate::config::without_line_end(&text).to_string();
     if text.is_empty() {
         bail!("the secret is empty; nothing was changed");
     }

@@ -188,8 +188,7 @@ async fn run(ctx: Context<'_>, what: &str, script: &str, args: &Args) -> Result<
         )));
     }
     let stdout = String::from_utf8(output.stdout).map_err(|_| fail("printed something that is not UTF-8".into()))?;
-    let stdout = stdout.strip_suffix('\n').map(|s| s.strip_suffix('\r').unwrap_or(s)).unwrap_or(&stdout);
-    Ok(stdout.to_string())
+    Ok(crate::config::without_line_end(&stdout).to_string())
 }
 
 /// The provider of [`Command`]s.
