@@ -160,7 +160,13 @@ pub fn main<C: DeserializeOwned>(program: Program<C>) -> ExitCode {
         };
         let result = tokio::select! {
             r = run(&program, cli.command, &interrupt) => r,
-            () = stop => Err(context::Interrupted("stopped; nothing was changed").into()),
+            () = stop => Err(if safe_points {
+                // The lock could not be released in time: it frees itself (the OS drops a
+                // file lock with the process, a Consul session expires).
+                StateError::Forced.into()
+            } else {
+                context::Interrupted("stopped; nothing was changed").into()
+            }),
         };
         match result {
             Ok(code) => code,
