@@ -161,6 +161,15 @@ impl Moto {
         aws_sdk_route53::Client::new(&self.sdk("us-east-1"))
     }
 
+    /// IAM is global; its API is in us-east-1.
+    pub fn iam(&self) -> aws_sdk_iam::Client {
+        aws_sdk_iam::Client::new(&self.sdk("us-east-1"))
+    }
+
+    pub fn elb(&self, region: &str) -> aws_sdk_elasticloadbalancingv2::Client {
+        aws_sdk_elasticloadbalancingv2::Client::new(&self.sdk(region))
+    }
+
     pub fn tagging(&self, region: &str) -> aws_sdk_resourcegroupstagging::Client {
         aws_sdk_resourcegroupstagging::Client::new(&self.sdk(region))
     }
@@ -181,8 +190,11 @@ pub enum Fault {
     /// Answers `400` with a throttling error (`ThrottlingException` in the JSON protocols,
     /// `Throttling` in the XML ones, `RequestLimitExceeded` for EC2).
     Throttle,
-    /// Reads the request and never answers.
+    /// Reads the request and never answers (nothing reaches moto).
     Hang,
+    /// Passes the request on, so that it takes effect, and drops moto's answer: the client
+    /// sees the connection reset, as when an answer is lost on the way back.
+    LoseAnswer,
 }
 
 /// How the proxy treats requests.
@@ -193,6 +205,17 @@ pub struct Faults {
     pub fault: Fault,
     /// Added before every request is passed on (or spoiled).
     pub latency: Duration,
+    /// Spoil only requests whose head or body contains this text (an operation's name, such
+    /// as `CreateRole` or `AmazonEC2ContainerRegistry_V20150921.CreateRepository`); the count
+    /// of `faulty` is then of those requests. `None`: every request counts.
+    pub only: Option<&'static str>,
+}
+
+impl Faults {
+    /// The first `faulty` requests of the operation `only` get `fault`; the others pass.
+    pub fn on(only: &'static str, faulty: usize, fault: Fault) -> Faults {
+        Faults { faulty, fault, latency: Duration::ZERO, only: Some(only) }
+    }
 }
 
 /// A proxy in front of moto that spoils the first requests (see [`Faults`]), adds latency, and
@@ -211,12 +234,12 @@ pub struct FaultyProxy {
 impl FaultyProxy {
     /// Spoils the first `faulty` requests with `fault`, passes the rest on at once.
     pub fn start(upstream: u16, faulty: usize, fault: Fault) -> FaultyProxy {
-        FaultyProxy::start_with(upstream, Faults { faulty, fault, latency: Duration::ZERO })
+        FaultyProxy::start_with(upstream, Faults { faulty, fault, latency: Duration::ZERO, only: None })
     }
 
     /// Passes every request on after `latency`.
     pub fn with_latency(upstream: u16, latency: Duration) -> FaultyProxy {
-        FaultyProxy::start_with(upstream, Faults { faulty: 0, fault: Fault::ServerError, latency })
+        FaultyProxy::start_with(upstream, Faults { faulty: 0, fault: Fault::ServerError, latency, only: None })
     }
 
     pub fn start_with(upstream: u16, faults: Faults) -> FaultyProxy {
@@ -225,6 +248,7 @@ impl FaultyProxy {
         let port = listener.local_addr().expect("addr").port();
         let seen = Arc::new(AtomicUsize::new(0));
         let counter = seen.clone();
+        let matching = Arc::new(AtomicUsize::new(0));
         let log = Arc::new(std::sync::Mutex::new(Vec::new()));
         let logged = log.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel();
@@ -239,7 +263,7 @@ impl FaultyProxy {
                 let accept = async {
                     loop {
                         let Ok((conn, _)) = listener.accept().await else { return };
-                        tokio::spawn(serve(conn, upstream, faults, counter.clone(), logged.clone()));
+                        tokio::spawn(serve(conn, upstream, faults, counter.clone(), matching.clone(), logged.clone()));
                     }
                 };
                 tokio::select! {
@@ -286,10 +310,15 @@ async fn serve(
     upstream: u16,
     faults: Faults,
     counter: Arc<AtomicUsize>,
+    matching: Arc<AtomicUsize>,
     log: Arc<std::sync::Mutex<Vec<(String, String)>>>,
 ) {
     let Some(request) = read_request(&mut conn).await else { return };
-    let n = counter.fetch_add(1, Ordering::SeqCst);
+    counter.fetch_add(1, Ordering::SeqCst);
+    let spoiled = match faults.only {
+        Some(text) if !request.windows(text.len()).any(|w| w == text.as_bytes()) => false,
+        _ => matching.fetch_add(1, Ordering::SeqCst) < faults.faulty,
+    };
     {
         // `Authorization: AWS4-HMAC-SHA256 Credential=<access key id>/<date>/...`
         let head = head_of(&request);
@@ -301,7 +330,7 @@ async fn serve(
     if !faults.latency.is_zero() {
         tokio::time::sleep(faults.latency).await;
     }
-    if n < faults.faulty {
+    if spoiled {
         let answer = match faults.fault {
             Fault::ServerError => error_answer(&request, 500, "InternalFailure"),
             Fault::Throttle => {
@@ -316,6 +345,17 @@ async fn serve(
             }
             Fault::Hang => {
                 tokio::time::sleep(Duration::from_secs(120)).await;
+                return;
+            }
+            Fault::LoseAnswer => {
+                if let Ok(mut up) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await {
+                    if up.write_all(&request).await.is_ok() {
+                        let mut answer = Vec::new();
+                        let _ = up.read_to_end(&mut answer).await;
+                    }
+                }
+                // Dropped unanswered: with SO_LINGER 0 the client sees a reset, not a clean close.
+                let _ = conn.set_zero_linger();
                 return;
             }
         };

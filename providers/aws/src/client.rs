@@ -189,6 +189,8 @@ service_clients! {
     aws_sdk_autoscaling => "AutoScaling",
     aws_sdk_route53 => "Route53",
     aws_sdk_resourcegroupstagging => "ResourceGroupsTagging",
+    aws_sdk_iam => "IAM",
+    aws_sdk_elasticloadbalancingv2 => "ELBv2",
 }
 
 impl fmt::Debug for Aws {
@@ -322,6 +324,15 @@ impl Aws {
         self.client(ROUTE53_REGION).await
     }
 
+    /// IAM is a global service whose API lives in `us-east-1` (in the `aws` partition).
+    pub(crate) async fn iam(&self) -> aws_sdk_iam::Client {
+        self.client(ROUTE53_REGION).await
+    }
+
+    pub(crate) async fn elb(&self, region: &str) -> aws_sdk_elasticloadbalancingv2::Client {
+        self.client(region).await
+    }
+
     pub(crate) async fn tagging(&self, region: &str) -> aws_sdk_resourcegroupstagging::Client {
         self.client(region).await
     }
@@ -339,7 +350,7 @@ impl Aws {
     }
 }
 
-/// The region of Route 53's API.
+/// The region of the global services' APIs (Route 53, IAM) in the `aws` partition.
 pub(crate) const ROUTE53_REGION: &str = "us-east-1";
 
 /// A failed AWS call: which operation, and what AWS (or the network) said.

@@ -15,6 +15,7 @@
 //! - [`route53`]: `aws:route53:HostedZone`, `aws:route53:HostedZoneLookup`,
 //!   `aws:route53:RecordSet`, `aws:route53:HealthCheck`
 //! - [`cloudwatch`]: `aws:cloudwatch:MetricAlarm`, `aws:cloudwatch:Dashboard`
+//! - [`iam`] (global): `aws:iam:Role`, `aws:iam:InstanceProfile`
 //!
 //! ```ignore
 //! let aws = cairn_aws::Aws::from_env();
@@ -84,7 +85,9 @@ mod client;
 pub mod cloudwatch;
 pub mod ec2;
 pub mod ecr;
+pub mod iam;
 pub mod logs;
+mod managed;
 pub mod route53;
 pub mod sns;
 pub mod tagging;
@@ -206,6 +209,8 @@ pub fn add_to(registry: cairn::provider::Registry, aws: &Aws) -> cairn::provider
         .with(Profiled(ec2::SecurityGroupRuleProvider::ingress(aws)))
         .with(Profiled(ec2::SecurityGroupRuleProvider::egress(aws)))
         .with(Profiled(ec2::VpcEndpointProvider::new(aws)))
+        .with(Profiled(iam::RoleProvider::new(aws)))
+        .with(Profiled(iam::InstanceProfileProvider::new(aws)))
 }
 
 #[cfg(test)]
@@ -224,7 +229,7 @@ mod tests {
                 )),*]
             };
         }
-        use super::{autoscaling, cloudwatch, ec2, ecr, logs, route53, sns};
+        use super::{autoscaling, cloudwatch, ec2, ecr, iam, logs, route53, sns};
         types![
             autoscaling::AutoScalingGroup,
             autoscaling::LifecycleHook,
@@ -246,6 +251,8 @@ mod tests {
             ec2::VpcEndpoint,
             ecr::ReplicationConfiguration,
             ecr::Repository,
+            iam::InstanceProfile,
+            iam::Role,
             logs::LogGroup,
             logs::MetricFilter,
             route53::HealthCheck,
@@ -320,6 +327,8 @@ mod tests {
                 "aws:ec2:VpcEndpoint",
                 "aws:ecr:ReplicationConfiguration",
                 "aws:ecr:Repository",
+                "aws:iam:InstanceProfile",
+                "aws:iam:Role",
                 "aws:logs:LogGroup",
                 "aws:logs:MetricFilter",
                 "aws:route53:HealthCheck",

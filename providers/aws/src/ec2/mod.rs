@@ -72,10 +72,6 @@ pub(crate) async fn sync_tags(
     Ok(())
 }
 
-/// How long `retry_while` waits for a group or VPC that was created a moment ago to become
-/// visible (EC2 is eventually consistent: a new id may answer `…NotFound` for a few seconds).
-pub(crate) const CONSISTENCY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// Calls `call` until it succeeds or fails with an error whose code is not in `codes`,
 /// backing off from 200 ms (doubling, at most 5 s between calls) for at most `limit` in all;
 /// then returns the last answer, error or not. Never retries forever.

@@ -19,7 +19,6 @@
 //! the provider is built `with_wait`), then fail with an error that says what is in the way.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
@@ -32,13 +31,12 @@ use cairn::{Input, Resource};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{
-    all_tag_map, client_token, filter, retry_while, sync_tags, tag_map, tag_spec, urn_filter, CONSISTENCY_WAIT, EC2,
-};
+use super::{all_tag_map, client_token, filter, retry_while, sync_tags, tag_map, tag_spec, urn_filter, EC2};
 use crate::client::{
     adoptable, first_tagged_for, found, gone_ok, if_unrecorded, invalid, parse_inputs, user_tags, validate_tags, AtUrn,
     Aws, AwsError, SdkResultExt, TAG_URN,
 };
+use crate::managed::{same_set_or, settle, unchanged, CONSISTENCY_WAIT};
 
 /// How long deletes wait for dependencies to go away, and VPC endpoints for their state,
 /// unless a provider is built `with_wait`.
@@ -95,50 +93,6 @@ fn check_cidr6(t: &str, field: &str, value: &str) -> Result<(), String> {
         return Err(format!("{t}: `{field}` must be an IPv6 CIDR block, got `{value}`"));
     }
     Ok(())
-}
-
-/// Refuses an in-place update that changes one of `fields` (which force a replacement).
-fn unchanged(ctx: Context<'_>, id: &str, old: &Value, new: &Value, fields: &[&str]) -> Result<(), ProviderError> {
-    for f in fields {
-        if old.get(f) != new.get(f) {
-            return Err(invalid(ctx, format!("`{f}` of {id} cannot change in place; it must be replaced")));
-        }
-    }
-    Ok(())
-}
-
-/// Ids as AWS lists them, in the order of `prior` when they are the same set (AWS does not
-/// keep the order of lists), so that a reordering is not drift.
-fn same_set_or(observed: Vec<String>, prior: &Value, key: &str) -> Vec<String> {
-    let prior: Option<Vec<String>> = prior.get(key).and_then(|v| serde_json::from_value(v.clone()).ok());
-    match prior {
-        Some(p) if p.iter().collect::<BTreeSet<_>>() == observed.iter().collect::<BTreeSet<_>>() => p,
-        _ => observed,
-    }
-}
-
-/// Polls `look` with backoff until it finds something, for at most [`CONSISTENCY_WAIT`]: a
-/// resource just created may not be visible at once.
-async fn settle<T, F, Fut>(ctx: Context<'_>, what: &str, mut look: F) -> Result<T, ProviderError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<Option<T>, ProviderError>>,
-{
-    let started = Instant::now();
-    let mut delay = Duration::from_millis(200);
-    loop {
-        if let Some(v) = look().await? {
-            return Ok(v);
-        }
-        if started.elapsed() + delay > CONSISTENCY_WAIT {
-            return Err(invalid(
-                ctx,
-                format!("{what} was created but could not be read back within {}s", CONSISTENCY_WAIT.as_secs()),
-            ));
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(2));
-    }
 }
 
 /// The error of a delete still refused after waiting `wait` for its dependencies to go.

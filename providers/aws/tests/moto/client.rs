@@ -95,7 +95,10 @@ async fn throttled_and_failing_calls_are_retried_and_the_apply_succeeds_without_
     for fault in [Fault::Throttle, Fault::ServerError] {
         moto.reset();
         // Every one of the first six calls fails once or more; three attempts get through.
-        let proxy = FaultyProxy::start_with(moto.port, Faults { faulty: 6, fault, latency: Duration::from_millis(5) });
+        let proxy = FaultyProxy::start_with(
+            moto.port,
+            Faults { faulty: 6, fault, latency: Duration::from_millis(5), only: None },
+        );
         let aws = through(&moto, &proxy, |c| c.max_attempts = 8);
         let dir = tempfile::tempdir().unwrap();
         let failures = apply_through(&aws, dir.path(), &small_program()).await;
@@ -109,8 +112,10 @@ async fn throttled_and_failing_calls_are_retried_and_the_apply_succeeds_without_
 async fn throttling_past_the_attempt_limit_fails_clearly_and_a_rerun_converges_without_duplicates() {
     let moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();
-    let proxy =
-        FaultyProxy::start_with(moto.port, Faults { faulty: 1_000, fault: Fault::Throttle, latency: Duration::ZERO });
+    let proxy = FaultyProxy::start_with(
+        moto.port,
+        Faults { faulty: 1_000, fault: Fault::Throttle, latency: Duration::ZERO, only: None },
+    );
     let aws = through(&moto, &proxy, |c| c.max_attempts = 2);
     let failures = apply_through(&aws, dir.path(), &small_program()).await;
     assert_eq!(failures.len(), 3, "{failures:?}");

@@ -10,6 +10,7 @@ mod ec2_compute;
 mod ec2_network;
 mod ecr;
 mod engine;
+mod iam;
 mod import;
 mod logs;
 mod parent_in_place;
