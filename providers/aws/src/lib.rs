@@ -15,6 +15,8 @@
 //! - [`route53`]: `aws:route53:HostedZone`, `aws:route53:HostedZoneLookup`,
 //!   `aws:route53:RecordSet`, `aws:route53:HealthCheck`
 //! - [`cloudwatch`]: `aws:cloudwatch:MetricAlarm`, `aws:cloudwatch:Dashboard`
+//! - [`elb`] (Elastic Load Balancing v2): `aws:elb:LoadBalancer`, `aws:elb:TargetGroup`,
+//!   `aws:elb:Listener`, `aws:elb:ListenerRule`
 //! - [`iam`] (global): `aws:iam:Role`, `aws:iam:InstanceProfile`
 //!
 //! ```ignore
@@ -85,6 +87,7 @@ mod client;
 pub mod cloudwatch;
 pub mod ec2;
 pub mod ecr;
+pub mod elb;
 pub mod iam;
 pub mod logs;
 mod managed;
@@ -166,6 +169,10 @@ regional![
     ec2::VpcEndpoint,
     ecr::ReplicationConfiguration,
     ecr::Repository,
+    elb::Listener,
+    elb::ListenerRule,
+    elb::LoadBalancer,
+    elb::TargetGroup,
     logs::LogGroup,
     logs::MetricFilter,
     sns::Topic,
@@ -209,6 +216,10 @@ pub fn add_to(registry: cairn::provider::Registry, aws: &Aws) -> cairn::provider
         .with(Profiled(ec2::SecurityGroupRuleProvider::ingress(aws)))
         .with(Profiled(ec2::SecurityGroupRuleProvider::egress(aws)))
         .with(Profiled(ec2::VpcEndpointProvider::new(aws)))
+        .with(Profiled(elb::LoadBalancerProvider::new(aws)))
+        .with(Profiled(elb::TargetGroupProvider::new(aws)))
+        .with(Profiled(elb::ListenerProvider::new(aws)))
+        .with(Profiled(elb::ListenerRuleProvider::new(aws)))
         .with(Profiled(iam::RoleProvider::new(aws)))
         .with(Profiled(iam::InstanceProfileProvider::new(aws)))
 }
@@ -229,7 +240,7 @@ mod tests {
                 )),*]
             };
         }
-        use super::{autoscaling, cloudwatch, ec2, ecr, iam, logs, route53, sns};
+        use super::{autoscaling, cloudwatch, ec2, ecr, elb, iam, logs, route53, sns};
         types![
             autoscaling::AutoScalingGroup,
             autoscaling::LifecycleHook,
@@ -251,6 +262,10 @@ mod tests {
             ec2::VpcEndpoint,
             ecr::ReplicationConfiguration,
             ecr::Repository,
+            elb::Listener,
+            elb::ListenerRule,
+            elb::LoadBalancer,
+            elb::TargetGroup,
             iam::InstanceProfile,
             iam::Role,
             logs::LogGroup,
@@ -327,6 +342,10 @@ mod tests {
                 "aws:ec2:VpcEndpoint",
                 "aws:ecr:ReplicationConfiguration",
                 "aws:ecr:Repository",
+                "aws:elb:Listener",
+                "aws:elb:ListenerRule",
+                "aws:elb:LoadBalancer",
+                "aws:elb:TargetGroup",
                 "aws:iam:InstanceProfile",
                 "aws:iam:Role",
                 "aws:logs:LogGroup",

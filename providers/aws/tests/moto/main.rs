@@ -9,6 +9,7 @@ mod cloudwatch;
 mod ec2_compute;
 mod ec2_network;
 mod ecr;
+mod elb;
 mod engine;
 mod iam;
 mod import;
