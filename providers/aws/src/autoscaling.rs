@@ -89,6 +89,10 @@ pub struct AutoScalingGroup {
     pub desired_capacity: Option<i32>,
     /// Subnets to launch into (their availability zones are the group's).
     pub subnet_ids: Vec<Input<String>>,
+    /// Target groups (an [`crate::elb::TargetGroup`]'s `arn`) its instances register with;
+    /// with [`HealthCheckType::Elb`], an instance their health checks fail is replaced.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub target_group_arns: Vec<Input<String>>,
     pub health_check_type: HealthCheckType,
     /// Seconds after launch before health checks count.
     pub health_check_grace_period: i32,
@@ -123,6 +127,7 @@ impl AutoScalingGroup {
             max_size,
             desired_capacity: None,
             subnet_ids,
+            target_group_arns: Vec::new(),
             health_check_type: HealthCheckType::Ec2,
             health_check_grace_period: 300,
             default_cooldown: 300,
@@ -195,6 +200,8 @@ struct GroupArgs {
     #[serde(default)]
     desired_capacity: Option<i32>,
     subnet_ids: Vec<String>,
+    #[serde(default)]
+    target_group_arns: Vec<String>,
     #[serde(default = "ec2")]
     health_check_type: String,
     #[serde(default = "three_hundred")]
@@ -237,6 +244,13 @@ impl GroupArgs {
                 "{t}: `launch_template_version` must be an explicit version number (not `$Latest` or `$Default`), got `{}`",
                 args.launch_template_version
             ));
+        }
+        for arn in &args.target_group_arns {
+            let group = crate::client::parse_arn(arn)
+                .is_some_and(|a| a.service == "elasticloadbalancing" && a.resource.starts_with("targetgroup/"));
+            if !group {
+                return Err(format!("{t}: `target_group_arns`: `{arn}` is not a target group ARN"));
+            }
         }
         if args.min_size < 0 || args.max_size < args.min_size {
             return Err(format!(
@@ -383,6 +397,7 @@ impl AutoScalingGroupProvider {
             "max_size": g.max_size(),
             "desired_capacity": desired,
             "subnet_ids": subnets,
+            "target_group_arns": crate::managed::same_set_or(g.target_group_arns().to_vec(), prior, "target_group_arns"),
             "health_check_type": g.health_check_type(),
             "health_check_grace_period": g.health_check_grace_period(),
             "default_cooldown": g.default_cooldown(),
@@ -390,6 +405,11 @@ impl AutoScalingGroupProvider {
             "wait_for_capacity_timeout": prior.get("wait_for_capacity_timeout").cloned().unwrap_or(json!(600)),
             "instance_refresh": prior.get("instance_refresh").cloned().unwrap_or(Value::Null),
         });
+        let mut inputs = inputs;
+        if g.target_group_arns().is_empty() {
+            // Declared only when there are some (the field is left out of a program's inputs).
+            inputs.as_object_mut().map(|m| m.remove("target_group_arns"));
+        }
         let outputs = json!({"name": name, "arn": g.auto_scaling_group_arn().unwrap_or_default()});
         (Observed { id: name, inputs, outputs }, urn)
     }
@@ -495,6 +515,28 @@ impl AutoScalingGroupProvider {
             .await
             .op(AUTOSCALING, "UpdateAutoScalingGroup")
             .at(ctx)?;
+        let attach: Vec<String> =
+            args.target_group_arns.iter().filter(|a| !old.target_group_arns.contains(a)).cloned().collect();
+        if !attach.is_empty() {
+            asg.attach_load_balancer_target_groups()
+                .auto_scaling_group_name(&args.name)
+                .set_target_group_arns(Some(attach))
+                .send()
+                .await
+                .op(AUTOSCALING, "AttachLoadBalancerTargetGroups")
+                .at(ctx)?;
+        }
+        let detach: Vec<String> =
+            old.target_group_arns.iter().filter(|a| !args.target_group_arns.contains(a)).cloned().collect();
+        if !detach.is_empty() {
+            asg.detach_load_balancer_target_groups()
+                .auto_scaling_group_name(&args.name)
+                .set_target_group_arns(Some(detach))
+                .send()
+                .await
+                .op(AUTOSCALING, "DetachLoadBalancerTargetGroups")
+                .at(ctx)?;
+        }
         let removed: Vec<Tag> = old
             .tags
             .keys()
@@ -578,6 +620,7 @@ impl Provider for AutoScalingGroupProvider {
             .max_size(args.max_size)
             .set_desired_capacity(args.desired_capacity)
             .vpc_zone_identifier(args.subnet_ids.join(","))
+            .set_target_group_arns((!args.target_group_arns.is_empty()).then(|| args.target_group_arns.clone()))
             .health_check_type(&args.health_check_type)
             .health_check_grace_period(args.health_check_grace_period)
             .default_cooldown(args.default_cooldown)

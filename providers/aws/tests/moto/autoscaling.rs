@@ -537,3 +537,58 @@ async fn fleet_deploy_plan_again_refresh_new_template_version_and_destroy_throug
     let policies = moto.autoscaling("us-east-1").describe_policies().send().await.unwrap();
     assert!(policies.scaling_policies().is_empty());
 }
+
+/// A group behind two target groups with ELB health checks: registered at creation, one
+/// detached and another attached in place, read back in the declared order.
+#[tokio::test]
+async fn group_behind_target_groups_with_elb_health_checks() {
+    use cairn_aws::elb::{TargetGroup, TargetGroupProvider};
+    let moto = Moto::start();
+    let region = "us-east-1";
+    let net = network(&moto, region).await;
+    let (_, _, lt_id) = launch_template(&moto, region, &net).await;
+    let vpc = moto.ec2(region).describe_subnets().subnet_ids(&net.subnets[0]).send().await.unwrap();
+    let vpc = vpc.subnets()[0].vpc_id().unwrap().to_string();
+    let tgs = TargetGroupProvider::new(&moto.aws());
+    let mut arns = Vec::new();
+    for name in ["blue", "green", "canary"] {
+        let tg = TargetGroup::http(name, vpc.clone(), 8080, "/_health").in_region(region);
+        arns.push(tgs.create(ctx(&urn(TargetGroup::TYPE, name)), &inputs(&tg)).await.unwrap().id);
+    }
+    let p = AutoScalingGroupProvider::new(&moto.aws());
+    let u = urn(AutoScalingGroup::TYPE, "web");
+    let mut desired = group("web", region, &lt_id, &net);
+    desired.health_check_type = HealthCheckType::Elb;
+    desired.target_group_arns = vec![arns[1].clone().into(), arns[0].clone().into()];
+    let created = p.create(ctx(&u), &inputs(&desired)).await.unwrap();
+    assert_eq!(p.read(ctx(&u), &created.id, &inputs(&desired)).await.unwrap().unwrap().inputs, inputs(&desired));
+    let registered = |arn: String| {
+        let elb = moto.elb(region);
+        async move {
+            elb.describe_target_health().target_group_arn(arn).send().await.unwrap().target_health_descriptions().len()
+        }
+    };
+    assert_eq!(registered(arns[0].clone()).await, 1, "min_size instances registered with the group's target groups");
+
+    let mut moved = desired.clone();
+    moved.target_group_arns = vec![arns[0].clone().into(), arns[2].clone().into()];
+    p.update(ctx(&u), &created.id, &inputs(&desired), &inputs(&moved)).await.unwrap();
+    let seen = p.read(ctx(&u), &created.id, &inputs(&moved)).await.unwrap().unwrap();
+    assert_eq!(seen.inputs, inputs(&moved));
+    let g =
+        moto.autoscaling(region).describe_auto_scaling_groups().auto_scaling_group_names("web").send().await.unwrap();
+    let mut attached = g.auto_scaling_groups()[0].target_group_arns().to_vec();
+    attached.sort();
+    let mut expected = vec![arns[0].clone(), arns[2].clone()];
+    expected.sort();
+    assert_eq!(attached, expected);
+
+    // Without target groups the field is left out, as a program leaves it out.
+    let mut none = moved.clone();
+    none.target_group_arns.clear();
+    p.update(ctx(&u), &created.id, &inputs(&moved), &inputs(&none)).await.unwrap();
+    let seen = p.read(ctx(&u), &created.id, &inputs(&none)).await.unwrap().unwrap();
+    assert_eq!(seen.inputs, inputs(&none));
+    assert!(seen.inputs.get("target_group_arns").is_none());
+    p.delete(ctx(&u), &created.id, &inputs(&none)).await.unwrap();
+}
