@@ -20,8 +20,8 @@ if [[ -x "$bin" ]] && "$bin" version >/dev/null 2>&1; then
     exit 0
 fi
 
-# Use the same Debian mirror host this machine is configured with (falls back
-# to deb.debian.org). Both one-line (.list) and deb822 (.sources) formats.
+# Use the Debian archive this machine's apt is configured with, whatever its host.
+# Both one-line (.list) and deb822 (.sources) formats.
 mirror=""
 shopt -s nullglob
 for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
@@ -45,7 +45,10 @@ for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.l
     done <"$f"
 done
 shopt -u nullglob
-mirror="${mirror:-http://deb.debian.org/debian}"
+if [[ -z "$mirror" ]]; then
+    echo "install-consul: no Debian archive found in /etc/apt/sources.list{,.d/*}; configure apt first" >&2
+    exit 1
+fi
 
 apt_dir="$tools/apt"
 mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$dest"

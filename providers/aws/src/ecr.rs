@@ -1,4 +1,5 @@
-//! Amazon ECR: `aws:ecr:Repository` and `aws:ecr:ReplicationConfiguration`.
+//! Amazon ECR: `aws:ecr:Repository`, `aws:ecr:ReplicationConfiguration` and
+//! `aws:ecr:RegistryScanningConfiguration`.
 //!
 //! A repository's id is its ARN, which carries its region and registry: a bare repository
 //! name is also accepted as an id (for imports), in the resource's `region`. Repository names
@@ -8,9 +9,10 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_ecr::types::{
-    EncryptionConfiguration, EncryptionType, ImageScanningConfiguration, ImageTagMutability,
+    EncryptionConfiguration, EncryptionType, ImageScanningConfiguration, ImageTagMutability, RegistryScanningRule,
     ReplicationDestination as SdkDestination, ReplicationRule as SdkReplicationRule, RepositoryFilter,
-    RepositoryFilterType, Tag,
+    RepositoryFilterType, ScanFrequency as SdkScanFrequency, ScanType as SdkScanType, ScanningRepositoryFilter,
+    ScanningRepositoryFilterType, Tag,
 };
 use cairn::provider::{Context, Created, Observed, Provider, ProviderError};
 use cairn::{Input, Resource};
@@ -21,6 +23,8 @@ use crate::client::{
     all_tags, build_error, found, gone_ok, if_tagged_for, if_unrecorded, invalid, parse_arn, parse_inputs,
     same_json_or, user_tags, validate_json, validate_tags, AtUrn, Aws, AwsError, SdkResultExt, TAG_URN,
 };
+
+use crate::managed::{provider, Api, CreateError, Managed, Seen};
 
 const ECR: &str = "ECR";
 
@@ -780,6 +784,255 @@ impl Provider for ReplicationConfigurationProvider {
         };
         // Not taggable: it is ours if it is exactly what this resource would have written.
         Ok(if_unrecorded(ctx, (seen.inputs.get("rules") == identity.get("rules")).then_some(seen)))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Registry scanning
+// ---------------------------------------------------------------------------------------------
+
+/// How images of a region's private registry are scanned for vulnerabilities: basic scanning
+/// (on push, free) or enhanced (Amazon Inspector: on push and continuously), for the
+/// repositories matching each rule's filters. One per registry and region: its id is the
+/// region, and deleting it puts back AWS's default (basic scanning, no rules: each
+/// repository's own `scan_on_push` decides). Changing `region` replaces it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RegistryScanningConfiguration {
+    /// The region; `None`: the `aws` provider configuration's (see [`crate::Settings`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    pub scan_type: ScanType,
+    pub rules: Vec<ScanningRule>,
+}
+
+impl RegistryScanningConfiguration {
+    /// Basic scanning on push of every repository.
+    pub fn scan_on_push() -> RegistryScanningConfiguration {
+        RegistryScanningConfiguration {
+            region: None,
+            scan_type: ScanType::Basic,
+            rules: vec![ScanningRule { frequency: ScanFrequency::ScanOnPush, repository_filters: vec!["*".into()] }],
+        }
+    }
+}
+
+/// Which scanner a [`RegistryScanningConfiguration`] uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ScanType {
+    Basic,
+    /// Amazon Inspector (charged per image).
+    Enhanced,
+}
+
+/// When the repositories a rule matches are scanned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ScanFrequency {
+    ScanOnPush,
+    /// Enhanced scanning only: again whenever new vulnerabilities are published.
+    ContinuousScan,
+    Manual,
+}
+
+/// One rule of a [`RegistryScanningConfiguration`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScanningRule {
+    pub frequency: ScanFrequency,
+    /// Repository name patterns with `*` wildcards, e.g. `runner*`, or `*` for every one.
+    pub repository_filters: Vec<String>,
+}
+
+cairn::outputs! {
+    /// The outputs of a [`RegistryScanningConfiguration`].
+    pub struct RegistryScanningConfigurationOutputs {
+        pub registry_id: String,
+    }
+}
+
+impl Resource for RegistryScanningConfiguration {
+    const TYPE: &'static str = "aws:ecr:RegistryScanningConfiguration";
+    const PROVIDER_INPUTS: &'static [&'static str] = &["region"];
+    const REPLACE_ON_CHANGE: &'static [&'static str] = &["region"];
+    type Outputs = RegistryScanningConfigurationOutputs;
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ScanningArgs {
+    #[serde(default)]
+    region: Option<String>,
+    scan_type: ScanType,
+    rules: Vec<ScanningRule>,
+}
+
+impl ScanningArgs {
+    fn parse(inputs: &Value) -> Result<ScanningArgs, String> {
+        let t = RegistryScanningConfiguration::TYPE;
+        let args: ScanningArgs = parse_inputs(t, inputs)?;
+        if args.rules.len() > 2 {
+            return Err(format!("{t}: `rules` holds at most 2 rules (one per frequency), got {}", args.rules.len()));
+        }
+        for (i, rule) in args.rules.iter().enumerate() {
+            if rule.repository_filters.is_empty() || rule.repository_filters.len() > 100 {
+                return Err(format!("{t}: `rules[{i}].repository_filters` must hold 1 to 100 patterns"));
+            }
+            if let Some(f) = rule.repository_filters.iter().find(|f| f.is_empty() || f.len() > 255) {
+                return Err(format!("{t}: `rules[{i}].repository_filters` entry `{f}` must be 1 to 255 characters"));
+            }
+            let allowed = match args.scan_type {
+                ScanType::Basic => matches!(rule.frequency, ScanFrequency::ScanOnPush | ScanFrequency::Manual),
+                ScanType::Enhanced => {
+                    matches!(rule.frequency, ScanFrequency::ScanOnPush | ScanFrequency::ContinuousScan)
+                }
+            };
+            if !allowed {
+                return Err(format!(
+                    "{t}: `rules[{i}].frequency` {:?} does not go with `scan_type` {:?}",
+                    rule.frequency, args.scan_type
+                ));
+            }
+        }
+        Ok(args)
+    }
+}
+
+provider! {
+    /// The provider of [`RegistryScanningConfiguration`].
+    RegistryScanningConfigurationProvider(ScanningApi)
+}
+
+impl RegistryScanningConfigurationProvider {
+    pub fn new(aws: &Aws) -> RegistryScanningConfigurationProvider {
+        RegistryScanningConfigurationProvider(Managed(ScanningApi { aws: aws.clone() }))
+    }
+}
+
+#[derive(Debug, Clone)]
+struct ScanningApi {
+    aws: Aws,
+}
+
+impl ScanningApi {
+    async fn put(
+        &self,
+        ctx: Context<'_>,
+        region: &str,
+        scan_type: ScanType,
+        rules: &[ScanningRule],
+    ) -> Result<(), ProviderError> {
+        let build = |e: aws_sdk_ecr::error::BuildError| build_error(ctx, "the scanning configuration", e);
+        let rules = rules
+            .iter()
+            .map(|r| {
+                let filters = r
+                    .repository_filters
+                    .iter()
+                    .map(|f| {
+                        ScanningRepositoryFilter::builder()
+                            .filter(f)
+                            .filter_type(ScanningRepositoryFilterType::Wildcard)
+                            .build()
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(build)?;
+                let frequency = match r.frequency {
+                    ScanFrequency::ScanOnPush => SdkScanFrequency::ScanOnPush,
+                    ScanFrequency::ContinuousScan => SdkScanFrequency::ContinuousScan,
+                    ScanFrequency::Manual => SdkScanFrequency::Manual,
+                };
+                RegistryScanningRule::builder()
+                    .scan_frequency(frequency)
+                    .set_repository_filters(Some(filters))
+                    .build()
+                    .map_err(build)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let scan_type = if scan_type == ScanType::Enhanced { SdkScanType::Enhanced } else { SdkScanType::Basic };
+        self.aws
+            .ecr(region)
+            .await
+            .put_registry_scanning_configuration()
+            .scan_type(scan_type)
+            .set_rules(Some(rules))
+            .send()
+            .await
+            .op(ECR, "PutRegistryScanningConfiguration")
+            .at(ctx)?;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Api for ScanningApi {
+    type Resource = RegistryScanningConfiguration;
+    type Args = ScanningArgs;
+    /// Not taggable: the registry's one configuration is found by its region.
+    const TAGGED: bool = false;
+
+    fn parse(inputs: &Value) -> Result<ScanningArgs, String> {
+        ScanningArgs::parse(inputs)
+    }
+
+    fn identity(inputs: &Value) -> Value {
+        json!({"region": inputs.get("region")})
+    }
+
+    async fn create(&self, ctx: Context<'_>, args: &ScanningArgs) -> Result<String, CreateError> {
+        let region = self.aws.region(args.region.as_deref()).await.map_err(|e| invalid(ctx, e))?;
+        self.put(ctx, &region, args.scan_type, &args.rules).await?;
+        Ok(region)
+    }
+
+    async fn observe(&self, ctx: Context<'_>, id: &str, _prior: &Value) -> Result<Option<Seen>, ProviderError> {
+        let out = self
+            .aws
+            .ecr(id)
+            .await
+            .get_registry_scanning_configuration()
+            .send()
+            .await
+            .op(ECR, "GetRegistryScanningConfiguration")
+            .at(ctx)?;
+        let config = out.scanning_configuration();
+        let scan_type = match config.and_then(|c| c.scan_type()) {
+            Some(SdkScanType::Enhanced) => "ENHANCED",
+            _ => "BASIC",
+        };
+        let rules: Vec<Value> = config
+            .map(|c| c.rules())
+            .unwrap_or_default()
+            .iter()
+            .map(|r| {
+                json!({
+                    "frequency": r.scan_frequency().as_str(),
+                    "repository_filters": r.repository_filters().iter().map(|f| f.filter()).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let inputs = json!({"region": id, "scan_type": scan_type, "rules": rules});
+        Ok(Some(Seen::new(id, inputs, json!({"registry_id": out.registry_id().unwrap_or_default()}), None)))
+    }
+
+    async fn update(
+        &self,
+        ctx: Context<'_>,
+        id: &str,
+        _old: &ScanningArgs,
+        new: &ScanningArgs,
+    ) -> Result<(), ProviderError> {
+        self.put(ctx, id, new.scan_type, &new.rules).await
+    }
+
+    async fn delete(&self, ctx: Context<'_>, id: &str, _prior: &Value) -> Result<(), ProviderError> {
+        self.put(ctx, id, ScanType::Basic, &[]).await
+    }
+
+    async fn candidates(&self, ctx: Context<'_>, identity: &Value) -> Result<Vec<String>, ProviderError> {
+        let region =
+            self.aws.region(identity.get("region").and_then(Value::as_str)).await.map_err(|e| invalid(ctx, e))?;
+        Ok(vec![region])
     }
 }
 

@@ -1,6 +1,6 @@
 //! Elastic Load Balancing v2: `aws:elb:LoadBalancer` (application and network),
 //! `aws:elb:TargetGroup` (with its health check), `aws:elb:Listener` and
-//! `aws:elb:ListenerRule`, on the shared skeleton ([`crate::managed`]).
+//! `aws:elb:ListenerRule`, on the shared skeleton (`managed.rs`).
 //!
 //! Ids are ARNs (which carry the region). Every resource is tagged at creation and read back
 //! with its tags in one `DescribeTags`. Load balancer and target group names are unique per

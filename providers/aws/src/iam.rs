@@ -1,5 +1,5 @@
 //! AWS IAM: `aws:iam:Role` (with its trust policy, inline policies and managed policy
-//! attachments) and `aws:iam:InstanceProfile`, on the shared skeleton ([`crate::managed`]).
+//! attachments) and `aws:iam:InstanceProfile`, on the shared skeleton (`managed.rs`).
 //!
 //! IAM is global: one client (its API is in `us-east-1` of the `aws` partition, like Route
 //! 53's), and no `region` input. Ids are ARNs. Names are unique per account, and a second

@@ -5,8 +5,10 @@
 //!   `aws:ec2:RouteTable`, `aws:ec2:Route`, `aws:ec2:RouteTableAssociation`,
 //!   `aws:ec2:SecurityGroup`, `aws:ec2:SecurityGroupIngressRule`,
 //!   `aws:ec2:SecurityGroupEgressRule`, `aws:ec2:VpcEndpoint`
-//! - [`ecr`]: `aws:ecr:Repository`, `aws:ecr:ReplicationConfiguration`
-//! - [`ec2`] compute: `aws:ec2:KeyPair`, `aws:ec2:LaunchTemplate`, `aws:ec2:AmiLookup`
+//! - [`ecr`]: `aws:ecr:Repository`, `aws:ecr:ReplicationConfiguration`,
+//!   `aws:ecr:RegistryScanningConfiguration`
+//! - [`ec2`] compute: `aws:ec2:KeyPair`, `aws:ec2:LaunchTemplate`, `aws:ec2:AmiLookup`,
+//!   and `aws:ec2:AvailabilityZones` (a region's zones, looked up)
 //! - [`autoscaling`]: `aws:autoscaling:AutoScalingGroup`, `aws:autoscaling:LifecycleHook`,
 //!   `aws:autoscaling:ScalingPolicy`
 //! - [`sns`]: `aws:sns:Topic`, `aws:sns:Subscription`
@@ -33,6 +35,9 @@
 //! - One [`Aws`] context per program: configuration from the standard chain (with an
 //!   optional endpoint override, e.g. a local emulator), one client per service and region,
 //!   standard retries with bounded attempts, and time limits per operation and attempt.
+//! - The create, read back, find and adopt sequence is written once (`managed.rs`): a
+//!   provider implements what is particular to its API; a create whose answer was lost is
+//!   recovered by the same lookup `find` uses.
 //! - Every taggable resource is tagged `cairn:stack` and `cairn:urn`; `find` adopts a
 //!   resource only if its `cairn:urn` tag names the resource being recovered (resources that
 //!   cannot be tagged are found by their unique name or identity instead), and never one of
@@ -77,6 +82,13 @@
 //! - Route 53: moto refuses a `CREATE` of an existing record set only when an identical
 //!   change was made before (AWS refuses any), and does not refuse a second
 //!   `CreateHostedZone` with the same `CallerReference`.
+//! - Elastic Load Balancing v2: moto never refuses a second load balancer of the same name
+//!   (its duplicate check compares freshly made ARNs), where AWS answers a repeated create of
+//!   the same settings with the existing one; and never answers `DuplicateListener` (it looks
+//!   the port up among listeners keyed by ARN). The tests of lost answers there run without
+//!   the SDK's retry and recover through the lookup by name (or port) and tag.
+//! - IAM: `ListInstanceProfileTags` is not implemented (HTTP 500); the provider reads a
+//!   profile's tags from `GetInstanceProfile`, as AWS returns them there too.
 //! - EC2 networking: moto ignores `PrivateDnsEnabled` in `ModifyVpcEndpoint`, does not add or
 //!   remove a gateway endpoint's routes when its route tables change, and never answers
 //!   `DependencyViolation` to `DeleteSecurityGroup` (the bounded wait for dependencies is
@@ -155,6 +167,7 @@ regional![
     cloudwatch::Dashboard,
     cloudwatch::MetricAlarm,
     ec2::AmiLookup,
+    ec2::AvailabilityZones,
     ec2::InternetGateway,
     ec2::KeyPair,
     ec2::LaunchTemplate,
@@ -167,6 +180,7 @@ regional![
     ec2::Subnet,
     ec2::Vpc,
     ec2::VpcEndpoint,
+    ecr::RegistryScanningConfiguration,
     ecr::ReplicationConfiguration,
     ecr::Repository,
     elb::Listener,
@@ -190,6 +204,7 @@ pub fn add_to(registry: cairn::provider::Registry, aws: &Aws) -> cairn::provider
         .with_inventory(tagging::TaggedResources::new(aws))
         .with(Profiled(ecr::RepositoryProvider::new(aws)))
         .with(Profiled(ecr::ReplicationConfigurationProvider::new(aws)))
+        .with(Profiled(ecr::RegistryScanningConfigurationProvider::new(aws)))
         .with(Profiled(sns::TopicProvider::new(aws)))
         .with(Profiled(sns::SubscriptionProvider::new(aws)))
         .with(Profiled(logs::LogGroupProvider::new(aws)))
@@ -197,6 +212,7 @@ pub fn add_to(registry: cairn::provider::Registry, aws: &Aws) -> cairn::provider
         .with(Profiled(ec2::KeyPairProvider::new(aws)))
         .with(Profiled(ec2::LaunchTemplateProvider::new(aws)))
         .with(Profiled(ec2::AmiLookupProvider::new(aws)))
+        .with(Profiled(ec2::AvailabilityZonesProvider::new(aws)))
         .with(Profiled(autoscaling::AutoScalingGroupProvider::new(aws)))
         .with(Profiled(autoscaling::LifecycleHookProvider::new(aws)))
         .with(Profiled(autoscaling::ScalingPolicyProvider::new(aws)))
@@ -248,6 +264,7 @@ mod tests {
             cloudwatch::Dashboard,
             cloudwatch::MetricAlarm,
             ec2::AmiLookup,
+            ec2::AvailabilityZones,
             ec2::InternetGateway,
             ec2::KeyPair,
             ec2::LaunchTemplate,
@@ -260,6 +277,7 @@ mod tests {
             ec2::Subnet,
             ec2::Vpc,
             ec2::VpcEndpoint,
+            ecr::RegistryScanningConfiguration,
             ecr::ReplicationConfiguration,
             ecr::Repository,
             elb::Listener,
@@ -309,6 +327,7 @@ mod tests {
             declared,
             [
                 ("aws:ec2:AmiLookup", &["image_id", "name", "creation_date"][..]),
+                ("aws:ec2:AvailabilityZones", &["names", "zone_ids"][..]),
                 ("aws:ec2:LaunchTemplate", &["latest_version"][..]),
                 ("aws:ec2:RouteTableAssociation", &["association_id"][..]),
                 ("aws:route53:HostedZoneLookup", &["zone_id"][..]),
@@ -328,6 +347,7 @@ mod tests {
                 "aws:cloudwatch:Dashboard",
                 "aws:cloudwatch:MetricAlarm",
                 "aws:ec2:AmiLookup",
+                "aws:ec2:AvailabilityZones",
                 "aws:ec2:InternetGateway",
                 "aws:ec2:KeyPair",
                 "aws:ec2:LaunchTemplate",
@@ -340,6 +360,7 @@ mod tests {
                 "aws:ec2:Subnet",
                 "aws:ec2:Vpc",
                 "aws:ec2:VpcEndpoint",
+                "aws:ecr:RegistryScanningConfiguration",
                 "aws:ecr:ReplicationConfiguration",
                 "aws:ecr:Repository",
                 "aws:elb:Listener",

@@ -1,4 +1,5 @@
-//! Amazon EC2: networking ([`network`]) and what instances are launched from ([`compute`]).
+//! Amazon EC2: networking ([`network`]), what instances are launched from ([`compute`]), and
+//! the availability zones of a region ([`zones`]).
 //!
 //! EC2 ids (`vpc-…`, `sg-…`, `lt-…`) do not carry their region, so every EC2 resource reads
 //! its region from its inputs (`region`), or from the configured default for imports of a
@@ -8,9 +9,11 @@
 
 pub mod compute;
 pub mod network;
+pub mod zones;
 
 pub use compute::*;
 pub use network::*;
+pub use zones::*;
 
 use std::collections::BTreeMap;
 

@@ -1557,6 +1557,45 @@ struct SecurityGroupArgs {
     vpc_id: String,
     #[serde(default)]
     tags: BTreeMap<String, String>,
+    /// Only ever read back, never declared: rules of the group that no resource manages
+    /// (they carry no `cairn:urn` tag), e.g. an allow-all egress rule added by hand. Refresh
+    /// shows them as drift, and the update back to the declared inputs revokes them.
+    #[serde(default)]
+    unmanaged_rules: Vec<UnmanagedRule>,
+}
+
+/// A security group rule that no resource manages, as a group reads it back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnmanagedRule {
+    id: String,
+    egress: bool,
+    /// What it allows, e.g. `-1 0.0.0.0/0` or `tcp 22-22 sg-0abc`.
+    allows: String,
+}
+
+impl UnmanagedRule {
+    fn of(r: &SecurityGroupRule) -> Option<UnmanagedRule> {
+        if tag_map(r.tags()).contains_key(TAG_URN) {
+            return None;
+        }
+        let peer = r
+            .cidr_ipv4()
+            .or(r.cidr_ipv6())
+            .or(r.prefix_list_id())
+            .or(r.referenced_group_info().and_then(|g| g.group_id()))
+            .unwrap_or("?");
+        let ports = match (r.from_port(), r.to_port()) {
+            (Some(-1) | None, Some(-1) | None) => String::new(),
+            (Some(a), Some(b)) => format!(" {a}-{b}"),
+            _ => String::new(),
+        };
+        Some(UnmanagedRule {
+            id: r.security_group_rule_id()?.to_string(),
+            egress: r.is_egress() == Some(true),
+            allows: format!("{}{ports} {peer}", r.ip_protocol().unwrap_or("?")),
+        })
+    }
 }
 
 impl SecurityGroupArgs {
@@ -1611,14 +1650,73 @@ impl SecurityGroupProvider {
         };
         let tags = tag_map(g.tags());
         let name = g.group_name().unwrap_or_default();
-        let inputs = json!({
+        let mut inputs = json!({
             "region": region,
             "name": name,
             "description": g.description().unwrap_or_default(),
             "vpc_id": g.vpc_id().unwrap_or_default(),
             "tags": user_tags(tags.clone()),
         });
+        let unmanaged = self.unmanaged_rules(ctx, region, id).await?;
+        if !unmanaged.is_empty() {
+            inputs["unmanaged_rules"] = json!(unmanaged);
+        }
         Ok(Some((Observed { id: id.to_string(), inputs, outputs: json!({"id": id, "name": name}) }, urn_tag(&tags))))
+    }
+
+    /// The group's rules that no resource manages (see [`SecurityGroupArgs::unmanaged_rules`]),
+    /// by id.
+    async fn unmanaged_rules(
+        &self,
+        ctx: Context<'_>,
+        region: &str,
+        id: &str,
+    ) -> Result<Vec<UnmanagedRule>, ProviderError> {
+        let ec2 = self.aws.ec2(region).await;
+        let (mut rules, mut token) = (Vec::new(), None);
+        loop {
+            let page = ec2
+                .describe_security_group_rules()
+                .filters(filter("group-id", id))
+                .set_next_token(token)
+                .send()
+                .await
+                .op(EC2, "DescribeSecurityGroupRules");
+            let Some(page) = found(page, GROUP_NOT_FOUND).at(ctx)? else {
+                return Ok(rules);
+            };
+            rules.extend(page.security_group_rules().iter().filter_map(UnmanagedRule::of));
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        rules.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(rules)
+    }
+
+    /// Revokes the unmanaged rules `old` read back and `new` does not declare.
+    async fn revoke(
+        &self,
+        ctx: Context<'_>,
+        region: &str,
+        id: &str,
+        rules: &[&UnmanagedRule],
+    ) -> Result<(), ProviderError> {
+        let ec2 = self.aws.ec2(region).await;
+        let ids = |egress: bool| -> Vec<String> {
+            rules.iter().filter(|r| r.egress == egress).map(|r| r.id.clone()).collect()
+        };
+        let (egress, ingress) = (ids(true), ids(false));
+        if !egress.is_empty() {
+            let revoked = ec2.revoke_security_group_egress().group_id(id).set_security_group_rule_ids(Some(egress));
+            found(revoked.send().await.op(EC2, "RevokeSecurityGroupEgress"), RULE_NOT_FOUND).at(ctx)?;
+        }
+        if !ingress.is_empty() {
+            let revoked = ec2.revoke_security_group_ingress().group_id(id).set_security_group_rule_ids(Some(ingress));
+            found(revoked.send().await.op(EC2, "RevokeSecurityGroupIngress"), RULE_NOT_FOUND).at(ctx)?;
+        }
+        Ok(())
     }
 
     /// Revokes the egress rules AWS adds to a new group (all traffic to `0.0.0.0/0`, and to
@@ -1705,6 +1803,9 @@ impl Provider for SecurityGroupProvider {
         let after = SecurityGroupArgs::parse(new).map_err(|e| invalid(ctx, e))?;
         unchanged(ctx, id, old, new, SecurityGroup::REPLACE_ON_CHANGE)?;
         let region = region_of(&self.aws, ctx, new).await?;
+        let stray: Vec<&UnmanagedRule> =
+            before.unmanaged_rules.iter().filter(|r| !after.unmanaged_rules.contains(r)).collect();
+        self.revoke(ctx, &region, id, &stray).await?;
         sync_tags(&self.aws, &region, id, &before.tags, &all_tag_map(ctx, &after.tags)).await.at(ctx)?;
         Ok(json!({"id": id, "name": after.name}))
     }
@@ -2267,6 +2368,10 @@ cairn::outputs! {
     /// The outputs of a [`VpcEndpoint`].
     pub struct VpcEndpointOutputs {
         pub id: String,
+        /// A gateway endpoint's AWS-managed prefix list (`pl-…`: the service's address ranges
+        /// in the region), for security group egress rules to the service; empty for an
+        /// interface endpoint, whose traffic goes to its network interfaces in the VPC.
+        pub prefix_list_id: String,
     }
 }
 
@@ -2387,7 +2492,21 @@ impl VpcEndpointProvider {
             "route_table_ids": same_set_or(e.route_table_ids().to_vec(), prior, "route_table_ids"),
             "tags": user_tags(tags.clone()),
         });
-        Ok(Some((Observed { id: id.to_string(), inputs, outputs: json!({"id": id}) }, state, urn_tag(&tags))))
+        let prefix_list_id = match (gateway, e.service_name()) {
+            (true, Some(service)) => {
+                let lists = ec2
+                    .describe_prefix_lists()
+                    .filters(filter("prefix-list-name", service))
+                    .send()
+                    .await
+                    .op(EC2, "DescribePrefixLists")
+                    .at(ctx)?;
+                lists.prefix_lists().iter().find_map(|l| l.prefix_list_id()).unwrap_or_default().to_string()
+            }
+            _ => String::new(),
+        };
+        let outputs = json!({"id": id, "prefix_list_id": prefix_list_id});
+        Ok(Some((Observed { id: id.to_string(), inputs, outputs }, state, urn_tag(&tags))))
     }
 
     /// Waits until the endpoint is `available`, for at most `self.wait`.

@@ -400,6 +400,30 @@ async fn security_group_has_restricted_egress_and_rules_change_in_place() {
     assert_eq!(groups.read(ctx(&gu), &sg.id, &json!({"region": r})).await.unwrap().unwrap().inputs, inputs(&retagged));
     assert!(SecurityGroup::DELETE_BEFORE_REPLACE && SecurityGroup::REPLACE_ON_CHANGE.contains(&"description"));
 
+    // Drift: an allow-all egress rule and an SSH rule added by hand show as the group's
+    // unmanaged rules, and the update back to the declared inputs revokes them.
+    let all = aws_sdk_ec2::types::IpPermission::builder()
+        .ip_protocol("-1")
+        .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip("0.0.0.0/0").build())
+        .build();
+    ec2.authorize_security_group_egress().group_id(&sg.id).ip_permissions(all).send().await.unwrap();
+    let ssh = aws_sdk_ec2::types::IpPermission::builder()
+        .ip_protocol("tcp")
+        .from_port(22)
+        .to_port(22)
+        .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip("0.0.0.0/0").build())
+        .build();
+    ec2.authorize_security_group_ingress().group_id(&sg.id).ip_permissions(ssh).send().await.unwrap();
+    let drifted = groups.read(ctx(&gu), &sg.id, &inputs(&retagged)).await.unwrap().unwrap();
+    let stray = drifted.inputs["unmanaged_rules"].as_array().cloned().unwrap_or_default();
+    let mut allows: Vec<(bool, &str)> =
+        stray.iter().map(|r| (r["egress"].as_bool().unwrap(), r["allows"].as_str().unwrap())).collect();
+    allows.sort();
+    assert_eq!(allows, [(false, "tcp 22-22 0.0.0.0/0"), (true, "-1 0.0.0.0/0")], "{drifted:?}");
+    groups.update(ctx(&gu), &sg.id, &drifted.inputs, &inputs(&retagged)).await.unwrap();
+    assert_eq!(groups.read(ctx(&gu), &sg.id, &inputs(&retagged)).await.unwrap().unwrap().inputs, inputs(&retagged));
+    assert!(rules_of(sg.id.clone()).await.is_empty());
+
     // An ingress rule: 443 from a CIDR.
     let ingress = SecurityGroupRuleProvider::ingress(&aws);
     let iu = urn(SecurityGroupIngressRule::TYPE, "https");
@@ -551,7 +575,12 @@ async fn vpc_endpoints_gateway_and_interface() {
     s3.tags.insert("team".into(), "net".into());
     let created = p.create(ctx(&gu), &inputs(&s3)).await.unwrap();
     assert!(created.id.starts_with("vpce-"));
-    assert_eq!(created.outputs, json!({"id": created.id}));
+    // The S3 prefix list of the region, as EC2 lists it: what egress rules to S3 name.
+    let lists = moto.ec2(r).describe_prefix_lists().send().await.unwrap();
+    let s3_list = lists.prefix_lists().iter().find(|l| l.prefix_list_name() == Some("com.amazonaws.eu-west-1.s3"));
+    let s3_list = s3_list.and_then(|l| l.prefix_list_id()).unwrap().to_string();
+    assert!(s3_list.starts_with("pl-"), "{s3_list}");
+    assert_eq!(created.outputs, json!({"id": created.id, "prefix_list_id": s3_list}));
     assert_eq!(p.read(ctx(&gu), &created.id, &inputs(&s3)).await.unwrap().unwrap().inputs, inputs(&s3));
     let mut both = s3.clone();
     both.route_table_ids = vec![rtb2.as_str().into(), rtb1.as_str().into()];
@@ -577,6 +606,7 @@ async fn vpc_endpoints_gateway_and_interface() {
     )
     .in_region(r);
     let iface = p.create(ctx(&iu), &inputs(&ecr)).await.unwrap();
+    assert_eq!(iface.outputs["prefix_list_id"], "", "an interface endpoint has no prefix list");
     assert_eq!(p.read(ctx(&iu), &iface.id, &inputs(&ecr)).await.unwrap().unwrap().inputs, inputs(&ecr));
     let wider = VpcEndpoint { subnet_ids: vec![a.as_str().into(), b.as_str().into()], ..ecr.clone() };
     p.update(ctx(&iu), &iface.id, &inputs(&ecr), &inputs(&wider)).await.unwrap();
@@ -719,4 +749,36 @@ async fn network_stack_deploy_plan_again_refresh_change_a_rule_and_destroy() {
         "{endpoints:?}"
     );
     assert!(ec2.describe_vpcs().vpc_ids(&vpc_id).send().await.is_err());
+}
+
+/// The zones of a region, looked up: sorted, the excluded left out, at most `limit`; asking
+/// for more than the region has is an error naming both counts.
+#[tokio::test]
+async fn availability_zones_are_looked_up_per_region() {
+    use cairn_aws::ec2::{AvailabilityZones, AvailabilityZonesProvider};
+    let moto = crate::common::Moto::start();
+    let p = AvailabilityZonesProvider::new(&moto.aws());
+    let u = crate::common::urn(AvailabilityZones::TYPE, "zones");
+    let c = crate::common::ctx(&u);
+    let mut first_two = AvailabilityZones::first(2).in_region("eu-west-1");
+    let created = p.create(c, &serde_json::to_value(&first_two).unwrap()).await.unwrap();
+    assert_eq!(created.id, "eu-west-1");
+    assert_eq!(created.outputs["names"], serde_json::json!(["eu-west-1a", "eu-west-1b"]));
+    assert_eq!(created.outputs["zone_ids"].as_array().map(Vec::len), Some(2));
+    let seen = p.read(c, &created.id, &serde_json::to_value(&first_two).unwrap()).await.unwrap().unwrap();
+    assert_eq!(seen.inputs, serde_json::to_value(&first_two).unwrap(), "read back as declared: no drift");
+    assert_eq!(seen.outputs, created.outputs);
+
+    first_two.exclude_names.push("eu-west-1a".into());
+    let out =
+        p.update(c, &created.id, &serde_json::json!({}), &serde_json::to_value(&first_two).unwrap()).await.unwrap();
+    assert_eq!(out["names"], serde_json::json!(["eu-west-1b", "eu-west-1c"]));
+
+    let all = p.create(c, &serde_json::to_value(AvailabilityZones::default().in_region("us-east-1")).unwrap()).await;
+    let names = all.unwrap().outputs["names"].as_array().unwrap().clone();
+    assert!(names.len() >= 3 && names.windows(2).all(|w| w[0].as_str() < w[1].as_str()), "{names:?}");
+
+    let e = p.create(c, &serde_json::to_value(AvailabilityZones::first(50).in_region("eu-west-1")).unwrap()).await;
+    let e = e.unwrap_err().message;
+    assert!(e.contains(u.as_str()) && e.contains("fewer than the 50 asked for"), "{e}");
 }

@@ -315,3 +315,39 @@ async fn replication_configuration_validation_names_the_field() {
     let e = p.create(ctx(&u), &json!({"region": "us-east-1", "rules": []})).await.unwrap_err().message;
     assert!(e.contains("`rules`"), "{e}");
 }
+
+/// The registry's scanning configuration: put, read back, changed, found by its region, and
+/// put back to AWS's default by delete.
+#[tokio::test]
+async fn registry_scanning_configuration_lifecycle() {
+    use cairn_aws::ecr::{
+        RegistryScanningConfiguration, RegistryScanningConfigurationProvider, ScanFrequency, ScanType, ScanningRule,
+    };
+    let moto = Moto::start();
+    let p = RegistryScanningConfigurationProvider::new(&moto.aws());
+    let u = urn(RegistryScanningConfiguration::TYPE, "scanning");
+    let c = ctx(&u);
+    let on_push = RegistryScanningConfiguration::scan_on_push().in_region("eu-west-1");
+    let i = |r: &RegistryScanningConfiguration| serde_json::to_value(r).unwrap();
+    let created = p.create(c, &i(&on_push)).await.unwrap();
+    assert_eq!(created.id, "eu-west-1");
+    assert_eq!(created.outputs, json!({"registry_id": "123456789012"}));
+    assert_eq!(p.read(c, &created.id, &i(&on_push)).await.unwrap().unwrap().inputs, i(&on_push));
+
+    let mut enhanced = on_push.clone();
+    enhanced.scan_type = ScanType::Enhanced;
+    enhanced.rules =
+        vec![ScanningRule { frequency: ScanFrequency::ContinuousScan, repository_filters: vec!["runner*".into()] }];
+    p.update(c, &created.id, &i(&on_push), &i(&enhanced)).await.unwrap();
+    assert_eq!(p.read(c, &created.id, &i(&enhanced)).await.unwrap().unwrap().inputs, i(&enhanced));
+    assert_eq!(p.find(c, &p.identity(&i(&enhanced))).await.unwrap().unwrap().id, "eu-west-1");
+
+    let mut wrong = enhanced.clone();
+    wrong.scan_type = ScanType::Basic;
+    let e = p.create(c, &i(&wrong)).await.unwrap_err().message;
+    assert!(e.contains("`rules[0].frequency`"), "{e}");
+
+    p.delete(c, &created.id, &i(&enhanced)).await.unwrap();
+    let back = p.read(c, &created.id, &i(&enhanced)).await.unwrap().unwrap();
+    assert_eq!(back.inputs, json!({"region": "eu-west-1", "scan_type": "BASIC", "rules": []}));
+}
