@@ -243,6 +243,23 @@ impl FaultyProxy {
     }
 
     pub fn start_with(upstream: u16, faults: Faults) -> FaultyProxy {
+        FaultyProxy::start_full(upstream, faults, Vec::new())
+    }
+
+    /// Answers the requests of the operations `script` names (by a text their request holds,
+    /// such as `Action=StartInstanceRefresh`) with its answers in turn, the last one again once
+    /// the others are used ([`xml_answer`] makes one); passes every other request on. For what
+    /// moto does not implement: each script is an exchange of the real API, as its reference
+    /// documents it, and the test that uses it says so.
+    pub fn scripted(upstream: u16, script: Vec<(&'static str, Vec<String>)>) -> FaultyProxy {
+        let none = Faults { faulty: 0, fault: Fault::ServerError, latency: Duration::ZERO, only: None };
+        FaultyProxy::start_full(upstream, none, script)
+    }
+
+    fn start_full(upstream: u16, faults: Faults, script: Vec<(&'static str, Vec<String>)>) -> FaultyProxy {
+        let script: Script = Arc::new(std::sync::Mutex::new(
+            script.into_iter().map(|(op, answers)| (op, answers.into_iter().collect())).collect(),
+        ));
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().expect("addr").port();
@@ -263,7 +280,15 @@ impl FaultyProxy {
                 let accept = async {
                     loop {
                         let Ok((conn, _)) = listener.accept().await else { return };
-                        tokio::spawn(serve(conn, upstream, faults, counter.clone(), matching.clone(), logged.clone()));
+                        tokio::spawn(serve(
+                            conn,
+                            upstream,
+                            faults,
+                            counter.clone(),
+                            matching.clone(),
+                            logged.clone(),
+                            script.clone(),
+                        ));
                     }
                 };
                 tokio::select! {
@@ -312,11 +337,22 @@ async fn serve(
     counter: Arc<AtomicUsize>,
     matching: Arc<AtomicUsize>,
     log: Arc<std::sync::Mutex<Vec<(String, String)>>>,
+    script: Script,
 ) {
     let Some(request) = read_request(&mut conn).await else { return };
     counter.fetch_add(1, Ordering::SeqCst);
+    let scripted = {
+        let mut script = script.lock().expect("proxy script");
+        script.iter_mut().find(|(op, _)| contains(&request, op)).and_then(|(_, answers)| {
+            if answers.len() > 1 {
+                answers.pop_front()
+            } else {
+                answers.front().cloned()
+            }
+        })
+    };
     let spoiled = match faults.only {
-        Some(text) if !request.windows(text.len()).any(|w| w == text.as_bytes()) => false,
+        Some(text) if !contains(&request, text) => false,
         _ => matching.fetch_add(1, Ordering::SeqCst) < faults.faulty,
     };
     {
@@ -329,6 +365,11 @@ async fn serve(
     }
     if !faults.latency.is_zero() {
         tokio::time::sleep(faults.latency).await;
+    }
+    if let Some(answer) = scripted {
+        let _ = conn.write_all(answer.as_bytes()).await;
+        let _ = conn.shutdown().await;
+        return;
     }
     if spoiled {
         let answer = match faults.fault {
@@ -370,6 +411,27 @@ async fn serve(
     let _ = up.read_to_end(&mut answer).await;
     let _ = conn.write_all(&answer).await;
     let _ = conn.shutdown().await;
+}
+
+/// The scripted answers of a [`FaultyProxy::scripted`], by operation.
+type Script = Arc<std::sync::Mutex<Vec<(&'static str, std::collections::VecDeque<String>)>>>;
+
+fn contains(request: &[u8], text: &str) -> bool {
+    request.windows(text.len()).any(|w| w == text.as_bytes())
+}
+
+/// An HTTP answer with an XML body, as the Query protocols' services (Auto Scaling, EC2,
+/// IAM, ELB) send.
+pub fn xml_answer(status: u16, body: &str) -> String {
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        _ => "Internal Server Error",
+    };
+    format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
 }
 
 fn head_of(request: &[u8]) -> String {

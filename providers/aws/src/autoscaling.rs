@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use aws_sdk_autoscaling::types::{
-    AutoScalingGroup as SdkGroup, LaunchTemplateSpecification, LifecycleState, MetricType,
+    AutoScalingGroup as SdkGroup, InstanceRefreshStatus, LaunchTemplateSpecification, LifecycleState, MetricType,
     PredefinedMetricSpecification, RefreshPreferences, Tag, TargetTrackingConfiguration,
 };
 use cairn::provider::{Context, Created, Observed, Provider, ProviderError};
@@ -48,6 +48,18 @@ fn found_or_none<T>(r: Result<T, AwsError>) -> Result<Option<T>, AwsError> {
 
 /// A progress line of a long wait, for the person watching a deploy (a `tracing` event: the
 /// CLI shows it with `RUST_LOG=info`, and it is in the logs of a CI run).
+/// Whether an instance refresh in this state has ended (successfully or not).
+fn refresh_ended(s: &InstanceRefreshStatus) -> bool {
+    matches!(
+        s,
+        InstanceRefreshStatus::Successful
+            | InstanceRefreshStatus::Failed
+            | InstanceRefreshStatus::Cancelled
+            | InstanceRefreshStatus::RollbackSuccessful
+            | InstanceRefreshStatus::RollbackFailed
+    )
+}
+
 fn progress(ctx: Context<'_>, message: &str) {
     tracing::info!(urn = %ctx.urn, "{message}");
 }
@@ -65,7 +77,10 @@ async fn region_of(aws: &Aws, ctx: Context<'_>, inputs: &Value) -> Result<String
 /// Changing `name` or `region` replaces it (the old group is deleted first: names are unique).
 /// Everything else changes in place with `UpdateAutoScalingGroup`. When the launch template
 /// (or its version) changes and `instance_refresh` is set, an instance refresh replaces the
-/// running instances; without it, only new instances use the new version.
+/// running instances, and the deploy waits for it to end (its progress shown, bounded by
+/// `instance_refresh.timeout_seconds`): a refresh that fails is an error saying whether AWS
+/// rolled the group back, and one already in progress is waited for before this one starts.
+/// Without it, only new instances use the new version.
 ///
 /// After a create or update, the provider waits (up to `wait_for_capacity_timeout` seconds)
 /// until at least `min_size` instances are `InService`. Deleting force-deletes the group (its
@@ -156,13 +171,42 @@ pub struct GroupTag {
     pub propagate_at_launch: bool,
 }
 
-/// How an instance refresh replaces instances.
+/// How an instance refresh replaces instances when the launch template version changes, and
+/// how long a deploy waits for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InstanceRefresh {
     /// The share of capacity (0 to 100) that must stay healthy while instances are replaced.
     pub min_healthy_percentage: i32,
+    /// How long a deploy waits for the refresh to end, in seconds. Not an AWS setting: a
+    /// refresh that outlasts it goes on in AWS, and the deploy stops with an error saying so.
+    #[serde(default = "half_hour")]
+    pub timeout_seconds: u64,
+    /// Whether AWS rolls the group back to the previous launch template version when the
+    /// refresh fails (`AutoRollback`).
+    #[serde(default = "yes")]
+    pub auto_rollback: bool,
 }
+
+impl InstanceRefresh {
+    /// Keep `min_healthy_percentage` of capacity healthy, wait up to 30 minutes, roll back on
+    /// failure.
+    pub fn new(min_healthy_percentage: i32) -> InstanceRefresh {
+        InstanceRefresh { min_healthy_percentage, timeout_seconds: half_hour(), auto_rollback: true }
+    }
+}
+
+fn half_hour() -> u64 {
+    1800
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// How often a deploy asks how an instance refresh is going, unless the provider is built
+/// `with_refresh_poll`.
+pub const REFRESH_POLL: Duration = Duration::from_secs(15);
 
 cairn::outputs! {
     /// The outputs of an [`AutoScalingGroup`].
@@ -286,6 +330,9 @@ impl GroupArgs {
                     r.min_healthy_percentage
                 ));
             }
+            if r.timeout_seconds == 0 {
+                return Err(format!("{t}: `instance_refresh.timeout_seconds` must be at least 1"));
+            }
         }
         let plain: BTreeMap<String, String> = args.tags.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect();
         validate_tags(t, &plain)?;
@@ -320,11 +367,158 @@ fn group_tags(ctx: Context<'_>, name: &str, args: &GroupArgs) -> Vec<Tag> {
 #[derive(Debug, Clone)]
 pub struct AutoScalingGroupProvider {
     aws: Aws,
+    refresh_poll: Duration,
 }
 
 impl AutoScalingGroupProvider {
     pub fn new(aws: &Aws) -> AutoScalingGroupProvider {
-        AutoScalingGroupProvider { aws: aws.clone() }
+        AutoScalingGroupProvider { aws: aws.clone(), refresh_poll: REFRESH_POLL }
+    }
+
+    /// The same provider, asking how an instance refresh is going every `every` instead of
+    /// [`REFRESH_POLL`].
+    pub fn with_refresh_poll(mut self, every: Duration) -> AutoScalingGroupProvider {
+        self.refresh_poll = every;
+        self
+    }
+
+    /// Starts an instance refresh of group `name` onto its launch template `version`, and waits
+    /// for it to end. A refresh already in progress (left by a deploy that was stopped, or
+    /// started by hand) is waited for first, whatever its outcome, and then this one starts.
+    async fn roll_out(
+        &self,
+        ctx: Context<'_>,
+        region: &str,
+        name: &str,
+        version: &str,
+        refresh: &InstanceRefresh,
+    ) -> Result<(), ProviderError> {
+        let asg = self.aws.autoscaling(region).await;
+        let deadline = Instant::now() + Duration::from_secs(refresh.timeout_seconds);
+        let start = || {
+            asg.start_instance_refresh()
+                .auto_scaling_group_name(name)
+                .preferences(
+                    RefreshPreferences::builder()
+                        .min_healthy_percentage(refresh.min_healthy_percentage)
+                        .auto_rollback(refresh.auto_rollback)
+                        .build(),
+                )
+                .send()
+        };
+        let id = match start().await.op(AUTOSCALING, "StartInstanceRefresh") {
+            Ok(out) => out.instance_refresh_id().unwrap_or_default().to_string(),
+            Err(e) if e.is(&["InstanceRefreshInProgress"]) => {
+                let running = self.active_refresh(ctx, region, name).await?;
+                if let Some(running) = &running {
+                    progress(ctx, &format!("waiting for instance refresh {running} of `{name}`, already in progress"));
+                    // Its failure is not this deploy's: it ends, then this one starts.
+                    let _ = self.await_refresh(ctx, region, name, running, deadline, refresh).await;
+                }
+                let out = start().await.op(AUTOSCALING, "StartInstanceRefresh").at(ctx)?;
+                out.instance_refresh_id().unwrap_or_default().to_string()
+            }
+            Err(e) => return Err(e.at(ctx)),
+        };
+        progress(ctx, &format!("started instance refresh {id} of `{name}` (launch template version {version})"));
+        self.await_refresh(ctx, region, name, &id, deadline, refresh).await
+    }
+
+    /// The id of the group's refresh that has not ended yet, if there is one.
+    async fn active_refresh(
+        &self,
+        ctx: Context<'_>,
+        region: &str,
+        name: &str,
+    ) -> Result<Option<String>, ProviderError> {
+        let out = self
+            .aws
+            .autoscaling(region)
+            .await
+            .describe_instance_refreshes()
+            .auto_scaling_group_name(name)
+            .send()
+            .await
+            .op(AUTOSCALING, "DescribeInstanceRefreshes")
+            .at(ctx)?;
+        Ok(out
+            .instance_refreshes()
+            .iter()
+            .find(|r| r.status().is_some_and(|s| !refresh_ended(s)))
+            .and_then(|r| r.instance_refresh_id().map(str::to_string)))
+    }
+
+    /// Waits until refresh `id` ends, showing its progress; an error when it did not succeed
+    /// or did not end by `deadline`, saying what state the group is left in.
+    async fn await_refresh(
+        &self,
+        ctx: Context<'_>,
+        region: &str,
+        name: &str,
+        id: &str,
+        deadline: Instant,
+        refresh: &InstanceRefresh,
+    ) -> Result<(), ProviderError> {
+        let asg = self.aws.autoscaling(region).await;
+        let mut shown = None;
+        loop {
+            let out = asg
+                .describe_instance_refreshes()
+                .auto_scaling_group_name(name)
+                .instance_refresh_ids(id)
+                .send()
+                .await
+                .op(AUTOSCALING, "DescribeInstanceRefreshes")
+                .at(ctx)?;
+            let Some(r) = out.instance_refreshes().iter().find(|r| r.instance_refresh_id() == Some(id)) else {
+                return Err(invalid(ctx, format!("instance refresh {id} of `{name}` is not known to AWS")));
+            };
+            let status = r.status().cloned().unwrap_or(InstanceRefreshStatus::Pending);
+            let percent = r.percentage_complete().unwrap_or(0);
+            let reason = r.status_reason().map(|m| format!(": {m}")).unwrap_or_default();
+            if shown != Some((status.clone(), percent)) {
+                let left = r.instances_to_update().map(|n| format!(", {n} instance(s) to update")).unwrap_or_default();
+                progress(ctx, &format!("instance refresh {id} of `{name}`: {} {percent}%{left}", status.as_str()));
+                shown = Some((status.clone(), percent));
+            }
+            match status {
+                InstanceRefreshStatus::Successful => return Ok(()),
+                InstanceRefreshStatus::RollbackSuccessful => {
+                    return Err(invalid(
+                        ctx,
+                        format!(
+                            "instance refresh {id} of `{name}` failed and was rolled back{reason}; the group runs \
+                             its previous launch template version again: fix the template, then deploy again"
+                        ),
+                    ));
+                }
+                s if refresh_ended(&s) => {
+                    let left = if refresh.auto_rollback { "" } else { " (auto_rollback is off)" };
+                    return Err(invalid(
+                        ctx,
+                        format!(
+                            "instance refresh {id} of `{name}` ended {}{reason}; the group may run a mix of \
+                             launch template versions{left}: deploy again to start another refresh",
+                            s.as_str()
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+            if Instant::now() + self.refresh_poll > deadline {
+                return Err(invalid(
+                    ctx,
+                    format!(
+                        "instance refresh {id} of `{name}` is still {} ({percent}%) after waiting {}s; it goes on in \
+                         AWS: deploy again to wait for it, or stop it with `aws autoscaling cancel-instance-refresh \
+                         --auto-scaling-group-name {name} --region {region}`",
+                        status.as_str(),
+                        refresh.timeout_seconds
+                    ),
+                ));
+            }
+            tokio::time::sleep(self.refresh_poll).await;
+        }
     }
 
     /// The group, unless it does not exist (or is being deleted).
@@ -556,25 +750,7 @@ impl AutoScalingGroupProvider {
         let template_changed = old.launch_template_id != args.launch_template_id
             || old.launch_template_version != args.launch_template_version;
         if let (true, Some(refresh)) = (template_changed, &args.instance_refresh) {
-            let out = asg
-                .start_instance_refresh()
-                .auto_scaling_group_name(&args.name)
-                .preferences(
-                    RefreshPreferences::builder().min_healthy_percentage(refresh.min_healthy_percentage).build(),
-                )
-                .send()
-                .await
-                .op(AUTOSCALING, "StartInstanceRefresh")
-                .at(ctx)?;
-            progress(
-                ctx,
-                &format!(
-                    "started instance refresh {} of Auto Scaling group `{}` (launch template version {})",
-                    out.instance_refresh_id().unwrap_or("?"),
-                    args.name,
-                    args.launch_template_version
-                ),
-            );
+            self.roll_out(ctx, region, &args.name, &args.launch_template_version, refresh).await?;
         }
         self.wait_for_capacity(ctx, region, args).await
     }

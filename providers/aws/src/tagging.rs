@@ -5,6 +5,12 @@
 //! The Tagging API sees the resources of most services, but not all: among the types of this
 //! crate, SNS subscriptions and Route 53 record sets cannot be tagged at all, and Auto Scaling
 //! groups are not listed by it. Route 53 resources are global and listed in `us-east-1`.
+//!
+//! A group's instances carry its tags (cairn's propagate, so that an instance shows which
+//! stack and group it serves) and AWS's `aws:autoscaling:groupName`: they are the group's, not
+//! orphans of their own. Each is listed as its group (the ARN prefix of a group, ending with its
+//! name), once: a group that state knows is then no orphan, and a group that state does not
+//! know, which the Tagging API cannot list, shows through its instances.
 
 use std::collections::BTreeSet;
 
@@ -13,7 +19,16 @@ use cairn::provider::{Inventory, Listed, ProviderError};
 use cairn::state::StackState;
 use serde_json::Value;
 
-use crate::client::{Aws, SdkResultExt, ROUTE53_REGION, TAG_STACK, TAG_URN};
+use crate::client::{parse_arn, Aws, SdkResultExt, ROUTE53_REGION, TAG_STACK, TAG_URN};
+
+/// The tag AWS puts on the instances an Auto Scaling group launches.
+const GROUP_NAME_TAG: &str = "aws:autoscaling:groupName";
+
+/// What an instance of group `name` is listed as: its group, by an ARN that ends like the
+/// group's (`autoScalingGroupName/<name>`; the group's id in state is its name).
+fn group_arn(region: &str, account: &str, name: &str) -> String {
+    format!("arn:aws:autoscaling:{region}:{account}:autoScalingGroup:*:autoScalingGroupName/{name}")
+}
 
 /// Lists the resources tagged for a stack (see the module's documentation).
 #[derive(Debug, Clone)]
@@ -80,8 +95,13 @@ impl Inventory for TaggedResources {
                     .map_err(|e| ProviderError::new(format!("in {region}: {e}")))?;
                 for mapping in page.resource_tag_mapping_list() {
                     let Some(arn) = mapping.resource_arn() else { continue };
-                    let urn = mapping.tags().iter().find(|t| t.key() == TAG_URN).map(|t| t.value().to_string());
-                    listed.push(Listed { id: arn.to_string(), urn });
+                    let tag = |key: &str| mapping.tags().iter().find(|t| t.key() == key).map(|t| t.value().to_string());
+                    let urn = tag(TAG_URN);
+                    let id = match (tag(GROUP_NAME_TAG), parse_arn(arn)) {
+                        (Some(group), Some(a)) => group_arn(a.region, a.account, &group),
+                        _ => arn.to_string(),
+                    };
+                    listed.push(Listed { id, urn });
                 }
                 match page.pagination_token() {
                     Some(t) if !t.is_empty() => token = Some(t.to_string()),

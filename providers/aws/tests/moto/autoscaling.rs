@@ -216,7 +216,7 @@ async fn instance_refresh_and_cooldown_updates_are_not_implemented_by_moto() {
     let p = AutoScalingGroupProvider::new(&moto.aws());
     let u = urn(AutoScalingGroup::TYPE, "refreshed");
     let mut desired = group("refreshed", "us-east-1", &lt_id, &net);
-    desired.instance_refresh = Some(InstanceRefresh { min_healthy_percentage: 90 });
+    desired.instance_refresh = Some(InstanceRefresh::new(90));
     let created = p.create(ctx(&u), &inputs(&desired)).await.unwrap();
     let mut v2 = lt.clone();
     v2.instance_type = "t3.small".into();
@@ -482,6 +482,20 @@ async fn fleet_deploy_plan_again_refresh_new_template_version_and_destroy_throug
     let lt_state = state.resources.values().find(|r| r.type_token == LaunchTemplate::TYPE).unwrap();
     assert_eq!(lt_state.inputs["image_id"], json!(AMI));
     assert_eq!(lt_state.inputs["key_name"], json!("deploy"));
+
+    // The group's instances carry its (propagated) cairn tags, and are not orphans: they are
+    // the group's, which state knows. With the group forgotten, it shows once, through them.
+    use cairn::provider::Inventory;
+    let inventory = cairn_aws::tagging::TaggedResources::new(&aws);
+    let listed = inventory.list(&desired.stack, &state, &[]).await.unwrap();
+    assert!(listed.iter().any(|l| l.id.ends_with(":autoScalingGroupName/web")), "instances are listed: {listed:?}");
+    assert!(!listed.iter().any(|l| l.id.contains(":instance/")), "{listed:?}");
+    assert_eq!(cairn::provider::orphans(listed.clone(), &state), [], "nothing state does not know");
+    let mut forgotten = state.clone();
+    forgotten.resources.retain(|_, r| r.type_token != AutoScalingGroup::TYPE);
+    let orphans = cairn::provider::orphans(listed, &forgotten);
+    assert_eq!(orphans.len(), 1, "the group, once for all its instances: {orphans:?}");
+    assert_eq!(orphans[0].urn.as_deref(), Some(group.urn.as_str()));
 
     // Nothing to do the second time; reality matches state, except the hook's notification
     // target and role, which moto makes up (see the lifecycle hook test).

@@ -17,5 +17,6 @@ mod logs;
 mod parent_in_place;
 mod providers;
 mod recovery;
+mod rollout;
 mod route53;
 mod sns;
