@@ -53,11 +53,23 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Moto {
+        Moto::start_with(&[])
+    }
+
+    /// A moto server that checks credentials and IAM permissions as AWS does, after the first
+    /// `unchecked` requests (moto's `INITIAL_NO_AUTH_ACTION_COUNT`: those can make the users
+    /// and access keys the test signs with).
+    pub fn start_authenticating(unchecked: usize) -> Moto {
+        Moto::start_with(&[("INITIAL_NO_AUTH_ACTION_COUNT", &unchecked.to_string())])
+    }
+
+    fn start_with(env: &[(&str, &str)]) -> Moto {
         let bin = moto_server_path();
         for _ in 0..3 {
             let port = free_port();
             let mut child = Command::new(&bin)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .envs(env.iter().copied())
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -426,6 +438,7 @@ pub fn xml_answer(status: u16, body: &str) -> String {
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",
+        403 => "Forbidden",
         _ => "Internal Server Error",
     };
     format!(

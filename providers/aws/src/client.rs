@@ -272,13 +272,19 @@ impl Aws {
         .clone()
     }
 
-    /// The region to use: the one given, or the configured default.
+    /// The region to use: the one given, or the configured default; either must be a region
+    /// of one of AWS's partitions ([`check_region`]), checked before any call.
     pub(crate) async fn region(&self, given: Option<&str>) -> Result<String, String> {
         if let Some(r) = given.filter(|r| !r.is_empty()) {
+            check_region(r).map_err(|e| format!("`region`: {e}"))?;
             return Ok(r.to_string());
         }
         match self.base().await.region() {
-            Some(r) => Ok(r.to_string()),
+            Some(r) => {
+                check_region(r.as_ref())
+                    .map_err(|e| format!("the default region (AWS_REGION or the profile's): {e}"))?;
+                Ok(r.to_string())
+            }
             None => Err("no region: set the resource's `region` (or AWS_REGION for imports)".into()),
         }
     }
@@ -350,6 +356,49 @@ impl Aws {
     }
 }
 
+/// The region name patterns of AWS's partitions, as the SDK's endpoint rules know them
+/// (`partitions.json`): a prefix, then `-<direction>-<number>`.
+const PARTITIONS: &[(&str, &[&str])] = &[
+    ("aws", &["us", "eu", "ap", "sa", "ca", "me", "af", "il", "mx"]),
+    ("aws-cn", &["cn"]),
+    ("aws-us-gov", &["us-gov"]),
+    ("aws-iso", &["us-iso"]),
+    ("aws-iso-b", &["us-isob"]),
+    ("aws-iso-e", &["eu-isoe"]),
+    ("aws-iso-f", &["us-isof"]),
+    ("aws-eusc", &["eusc-de"]),
+];
+
+/// Checks that `region` is a region name of one of AWS's partitions (`eu-west-1`,
+/// `cn-north-1`, `us-gov-west-1`, …): a typo such as `eu-wset-1` or `euwest1` is refused
+/// before any call, instead of failing later as an unreachable endpoint.
+pub(crate) fn check_region(region: &str) -> Result<(), String> {
+    // Every region AWS has named is `<partition prefix>-<direction>-<number>`, with one of
+    // these directions; a misspelt direction is the typo the partitions' own pattern lets by.
+    const DIRECTIONS: &[&str] =
+        &["east", "west", "north", "south", "central", "northeast", "northwest", "southeast", "southwest"];
+    let ok = PARTITIONS.iter().any(|(_, prefixes)| {
+        prefixes.iter().any(|p| {
+            region.strip_prefix(p).and_then(|rest| rest.strip_prefix('-')).is_some_and(|rest| {
+                rest.rsplit_once('-').is_some_and(|(direction, number)| {
+                    DIRECTIONS.contains(&direction)
+                        && !number.is_empty()
+                        && number.len() <= 2
+                        && number.bytes().all(|b| b.is_ascii_digit())
+                })
+            })
+        })
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{region}` is not an AWS region (regions look like `us-east-1`, `eu-west-1`, `cn-north-1` or \
+             `us-gov-west-1`)"
+        ))
+    }
+}
+
 /// The region of the global services' APIs (Route 53, IAM) in the `aws` partition.
 pub(crate) const ROUTE53_REGION: &str = "us-east-1";
 
@@ -415,8 +464,83 @@ where
                     parts.join(": ")
                 }
             };
+            let forbidden = e.raw_response().is_some_and(|r| r.status().as_u16() == 403);
+            let message = match credentials_hint(service, operation, code.as_deref(), &message, forbidden) {
+                Some(hint) => format!("{message} ({hint})"),
+                None => message,
+            };
             AwsError { service, operation, code, message }
         })
+    }
+}
+
+/// Whose credentials a call used, for the hint of an authentication or permission error.
+fn credentials_source() -> String {
+    match current_profile() {
+        Some(p) => format!("profile `{p}`"),
+        None => match std::env::var("AWS_PROFILE") {
+            Ok(p) if !p.is_empty() => format!("profile `{p}` (AWS_PROFILE)"),
+            _ => "the standard chain's (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or the \
+                  `default` profile)"
+                .to_string(),
+        },
+    }
+}
+
+/// The IAM action of an operation: the service's prefix in policies, and the operation.
+fn iam_action(service: &str, operation: &str) -> String {
+    let prefix = match service {
+        "ELBv2" => "elasticloadbalancing",
+        "CloudWatchLogs" => "logs",
+        "ResourceGroupsTagging" => "tag",
+        other => return format!("{}:{operation}", other.to_ascii_lowercase()),
+    };
+    format!("{prefix}:{operation}")
+}
+
+/// What to fix when AWS refused the call's credentials, found them expired, or denied the
+/// permission, or when there were none: one sentence naming the profile or the variables.
+fn credentials_hint(
+    service: &str,
+    operation: &str,
+    code: Option<&str>,
+    message: &str,
+    forbidden: bool,
+) -> Option<String> {
+    const INVALID: &[&str] = &[
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "SignatureDoesNotMatch",
+        "InvalidAccessKeyId",
+        "AuthFailure",
+        "IncompleteSignature",
+        "InvalidSignatureException",
+    ];
+    const EXPIRED: &[&str] = &["ExpiredToken", "ExpiredTokenException", "RequestExpired", "TokenRefreshRequired"];
+    const DENIED: &[&str] =
+        &["AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "Unauthorized", "UnauthorizedAccess"];
+    let source = credentials_source();
+    match code {
+        Some(c) if INVALID.contains(&c) => {
+            Some(format!("AWS does not accept the credentials of {source}: check its access key and secret key"))
+        }
+        Some(c) if EXPIRED.contains(&c) => Some(format!(
+            "the credentials of {source} have expired: renew them (`aws sso login`, or a new AWS_SESSION_TOKEN)"
+        )),
+        Some(c) if DENIED.contains(&c) => Some(format!(
+            "the identity of {source} may not call this: allow `{}` in its IAM policy",
+            iam_action(service, operation)
+        )),
+        // An answer whose error could not be read, with the status of a refused signature or
+        // permission.
+        None if forbidden => Some(format!(
+            "AWS refused the request (HTTP 403): the credentials of {source} are not valid, or may not call `{}`",
+            iam_action(service, operation)
+        )),
+        None if message.contains("credentials") && (message.contains("no credentials") || message.contains("load")) => {
+            Some(format!("no credentials were found for {source}: set them, or name a profile in the `aws` settings"))
+        }
+        _ => None,
     }
 }
 
@@ -660,6 +784,38 @@ mod tests {
             async move { Ok(r) }
         });
         assert_eq!(none.await.unwrap(), None);
+    }
+
+    #[test]
+    fn regions_of_every_partition_pass_and_typos_do_not() {
+        for ok in [
+            "us-east-1",
+            "eu-west-1",
+            "ap-southeast-2",
+            "il-central-1",
+            "cn-north-1",
+            "us-gov-west-1",
+            "us-isob-east-1",
+        ] {
+            assert_eq!(check_region(ok), Ok(()), "{ok}");
+        }
+        for bad in ["eu-wset1", "eu-wset-1", "euwest1", "eu-west", "EU-WEST-1", "xx-west-1", "us-east-1a", "", "local"]
+        {
+            let e = check_region(bad).unwrap_err();
+            assert!(e.contains(&format!("`{bad}`")) && e.contains("us-east-1"), "{e}");
+        }
+    }
+
+    #[test]
+    fn credential_errors_say_what_to_fix() {
+        let hint = |code: &str| credentials_hint("ELBv2", "CreateLoadBalancer", Some(code), "", true).unwrap();
+        assert!(hint("InvalidClientTokenId").contains("access key"));
+        assert!(hint("ExpiredToken").contains("expired"));
+        assert!(hint("AccessDenied").contains("`elasticloadbalancing:CreateLoadBalancer`"));
+        assert_eq!(iam_action("EC2", "CreateVpc"), "ec2:CreateVpc");
+        assert_eq!(credentials_hint("EC2", "CreateVpc", Some("InvalidVpcID.NotFound"), "", false), None);
+        let unread = credentials_hint("EC2", "CreateVpc", None, "unhandled error", true).unwrap();
+        assert!(unread.contains("HTTP 403") && unread.contains("`ec2:CreateVpc`"), "{unread}");
     }
 
     #[test]

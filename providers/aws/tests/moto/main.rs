@@ -6,6 +6,7 @@ mod common;
 mod autoscaling;
 mod client;
 mod cloudwatch;
+mod credentials;
 mod ec2_compute;
 mod ec2_network;
 mod ecr;
