@@ -237,7 +237,7 @@ impl Faults {
 pub struct FaultyProxy {
     pub port: u16,
     seen: Arc<AtomicUsize>,
-    /// Every request received: the access key id it is signed with, and its body.
+    /// Every request received: the access key id it is signed with, and the request.
     log: Arc<std::sync::Mutex<Vec<(String, String)>>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -322,8 +322,8 @@ impl FaultyProxy {
         self.seen.load(Ordering::SeqCst)
     }
 
-    /// The access key id of every request received so far whose body contains every one of
-    /// `texts`.
+    /// The access key id of every request received so far that contains every one of `texts`
+    /// (in its head or its body).
     pub fn signers_of(&self, texts: &[&str]) -> Vec<String> {
         let log = self.log.lock().expect("proxy log");
         log.iter().filter(|(_, body)| texts.iter().all(|t| body.contains(t))).map(|(key, _)| key.clone()).collect()
@@ -371,9 +371,10 @@ async fn serve(
         // `Authorization: AWS4-HMAC-SHA256 Credential=<access key id>/<date>/...`
         let head = head_of(&request);
         let key = head.split("credential=").nth(1).and_then(|c| c.split('/').next()).unwrap_or_default();
-        let end = request.windows(4).position(|w| w == b"\r\n\r\n").map_or(request.len(), |e| e + 4);
-        let body = String::from_utf8_lossy(&request[end..]).into_owned();
-        log.lock().expect("proxy log").push((key.to_uppercase(), body));
+        // The whole request: the JSON protocols name their operation in a header
+        // (`X-Amz-Target`), the Query protocols in the body (`Action=`).
+        let text = String::from_utf8_lossy(&request).into_owned();
+        log.lock().expect("proxy log").push((key.to_uppercase(), text));
     }
     if !faults.latency.is_zero() {
         tokio::time::sleep(faults.latency).await;

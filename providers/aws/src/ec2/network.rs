@@ -1708,13 +1708,15 @@ impl SecurityGroupProvider {
             rules.iter().filter(|r| r.egress == egress).map(|r| r.id.clone()).collect()
         };
         let (egress, ingress) = (ids(true), ids(false));
+        // A rule revoked meanwhile (by hand, or by an interrupted run) is what was wanted.
+        let gone = [RULE_NOT_FOUND, &["InvalidPermission.NotFound"]].concat();
         if !egress.is_empty() {
             let revoked = ec2.revoke_security_group_egress().group_id(id).set_security_group_rule_ids(Some(egress));
-            found(revoked.send().await.op(EC2, "RevokeSecurityGroupEgress"), RULE_NOT_FOUND).at(ctx)?;
+            found(revoked.send().await.op(EC2, "RevokeSecurityGroupEgress"), &gone).at(ctx)?;
         }
         if !ingress.is_empty() {
             let revoked = ec2.revoke_security_group_ingress().group_id(id).set_security_group_rule_ids(Some(ingress));
-            found(revoked.send().await.op(EC2, "RevokeSecurityGroupIngress"), RULE_NOT_FOUND).at(ctx)?;
+            found(revoked.send().await.op(EC2, "RevokeSecurityGroupIngress"), &gone).at(ctx)?;
         }
         Ok(())
     }
@@ -1843,11 +1845,13 @@ impl Provider for SecurityGroupProvider {
             .filter(|g| (name.is_none() || g.group_name() == name) && (vpc.is_none() || g.vpc_id() == vpc))
             .filter_map(|g| g.group_id())
             .collect();
-        let found = first_tagged_for(ctx, ids, |id| self.observe(ctx, &region, id)).await?;
-        if let Some(seen) = &found {
-            self.revoke_default_egress(ctx, &region, &seen.id).await?;
-        }
-        Ok(found)
+        let Some(found) = first_tagged_for(ctx, ids, |id| self.observe(ctx, &region, id)).await? else {
+            return Ok(None);
+        };
+        // What the interrupted create had left to do, then the group as it is now (without the
+        // revoked rule among its unmanaged ones).
+        self.revoke_default_egress(ctx, &region, &found.id).await?;
+        Ok(self.observe(ctx, &region, &found.id).await?.map(|(seen, _)| seen))
     }
 }
 

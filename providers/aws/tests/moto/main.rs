@@ -12,6 +12,7 @@ mod ec2_network;
 mod ecr;
 mod elb;
 mod engine;
+mod faults;
 mod iam;
 mod import;
 mod logs;
