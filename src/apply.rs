@@ -7,7 +7,7 @@
 //! interruption (Ctrl-C) or a lost lock stops new steps from starting and waits for the
 //! running ones.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::plan::{self, Op, Plan, Step};
-use crate::provider::{Context, Observed, Provider, Registry};
+use crate::provider::{Context, Observed, Provider, ReadItem, Registry};
 use crate::secrets::SecretBox;
 use crate::stack::{Desired, DesiredResource};
 use crate::state::lock::now_rfc3339;
@@ -50,6 +50,11 @@ pub enum Event {
     Recovered {
         urn: Urn,
         what: String,
+    },
+    /// `refresh` has read `done` of `total` resources back.
+    Read {
+        done: usize,
+        total: usize,
     },
 }
 
@@ -970,20 +975,60 @@ impl Engine {
         }
     }
 
+    /// Reads every resource back: in batches of the resources of one type and provider
+    /// configuration where the provider reads many per call ([`Provider::read_batch`]), one
+    /// at a time otherwise; `parallel` batches at once.
     async fn read_all(&self, state: &StackState) -> Result<Vec<Drift>, String> {
-        let mut drifts = Vec::new();
-        let mut reads = futures_util::stream::iter(state.resources.values().map(|r| async move {
-            let provider = self.provider(&r.type_token)?;
-            let ctx = Context::new(&r.urn, &self.stack).configured(r.provider.as_ref());
-            let seen = provider
-                .read(ctx, &r.id, &value::reveal(&r.inputs))
-                .await
-                .map_err(|e| format!("`{}`: read failed: {e}", r.urn))?;
-            Ok::<_, String>((r, seen))
+        let mut groups: BTreeMap<(&str, String), Vec<&ResourceState>> = BTreeMap::new();
+        for r in state.resources.values() {
+            let settings = r.provider.as_ref().map(|p| p.settings.to_string()).unwrap_or_default();
+            groups.entry((r.type_token.as_str(), settings)).or_default().push(r);
+        }
+        let mut batches: Vec<(Arc<dyn Provider>, Vec<&ResourceState>)> = Vec::new();
+        for ((type_token, _), resources) in groups {
+            let provider = self.provider(type_token)?;
+            let size = provider.read_batch().max(1);
+            for chunk in resources.chunks(size) {
+                batches.push((provider.clone(), chunk.to_vec()));
+            }
+        }
+        let total = state.resources.len();
+        let mut reads = futures_util::stream::iter(batches.into_iter().map(|(provider, batch)| async move {
+            let inputs: Vec<Value> = batch.iter().map(|r| value::reveal(&r.inputs)).collect();
+            let items: Vec<ReadItem<'_>> = batch
+                .iter()
+                .zip(&inputs)
+                .map(|(r, inputs)| ReadItem {
+                    ctx: Context::new(&r.urn, &self.stack).configured(r.provider.as_ref()),
+                    id: &r.id,
+                    inputs,
+                })
+                .collect();
+            let seen = provider.read_many(&items).await.map_err(|e| match batch.as_slice() {
+                [one] => format!("`{}`: read failed: {e}", one.urn),
+                more => format!("`{}` and {} more of its type: read failed: {e}", more[0].urn, more.len() - 1),
+            })?;
+            if seen.len() != batch.len() {
+                return Err(format!(
+                    "`{}`: the provider read {} of {} resources back (a bug in the provider)",
+                    batch[0].urn,
+                    seen.len(),
+                    batch.len()
+                ));
+            }
+            Ok::<_, String>(batch.into_iter().zip(seen).collect::<Vec<_>>())
         }))
         .buffer_unordered(self.parallel.max(1));
+        let mut done = 0;
+        let mut results = Vec::with_capacity(total);
         while let Some(result) = reads.next().await {
-            let (r, seen) = result.map_err(|e| value::Secrets::in_all(state_values(state)).scrub(&e))?;
+            let read = result.map_err(|e| value::Secrets::in_all(state_values(state)).scrub(&e))?;
+            done += read.len();
+            (self.events)(Event::Read { done, total });
+            results.extend(read);
+        }
+        let mut drifts = Vec::new();
+        for (r, seen) in results {
             match seen {
                 None => drifts.push(Drift { urn: r.urn.clone(), diffs: None, observed: None }),
                 Some(obs) => {

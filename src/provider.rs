@@ -54,6 +54,14 @@ impl<'a> Context<'a> {
     }
 }
 
+/// One resource of a [`Provider::read_many`]: its context, its id and its inputs in state.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadItem<'a> {
+    pub ctx: Context<'a>,
+    pub id: &'a str,
+    pub inputs: &'a Value,
+}
+
 /// A resource that a provider created or found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Created {
@@ -101,6 +109,24 @@ pub trait Provider: Send + Sync {
 
     /// Reads the resource back; `None` when it no longer exists.
     async fn read(&self, ctx: Context<'_>, id: &str, inputs: &Value) -> Result<Option<Observed>, ProviderError>;
+
+    /// How many resources [`Provider::read_many`] reads back in one go, where the managed
+    /// system reads many per call (`DescribeSubnets` with 200 ids); 1, the default: one at a
+    /// time.
+    fn read_batch(&self) -> usize {
+        1
+    }
+
+    /// Reads several resources back at once (for `refresh`), all of this type and with the
+    /// same provider configuration: one answer per item, in their order, `None` for one that
+    /// no longer exists. The default reads each with [`Provider::read`].
+    async fn read_many(&self, items: &[ReadItem<'_>]) -> Result<Vec<Option<Observed>>, ProviderError> {
+        let mut seen = Vec::with_capacity(items.len());
+        for item in items {
+            seen.push(self.read(item.ctx, item.id, item.inputs).await?);
+        }
+        Ok(seen)
+    }
 
     /// Changes the resource in place; returns its new outputs.
     async fn update(&self, ctx: Context<'_>, id: &str, old: &Value, new: &Value) -> Result<Value, ProviderError>;

@@ -16,6 +16,8 @@ pub(super) struct Progress {
     multi: MultiProgress,
     total: Mutex<Option<ProgressBar>>,
     running: Mutex<HashMap<Urn, ProgressBar>>,
+    /// The tenth of refresh's reads last shown (without a terminal).
+    last_tenth: Mutex<usize>,
 }
 
 impl Progress {
@@ -27,6 +29,7 @@ impl Progress {
             multi: MultiProgress::with_draw_target(target),
             total: Mutex::new(None),
             running: Mutex::new(HashMap::new()),
+            last_tenth: Mutex::new(0),
         }
     }
 
@@ -45,6 +48,32 @@ impl Progress {
         }
         for (_, bar) in self.running.lock().expect("lock poisoned").drain() {
             bar.finish_and_clear();
+        }
+    }
+
+    /// Refresh's progress: a bar on a terminal, otherwise a line on stderr at each tenth (and
+    /// the end), apart from the drift that refresh prints on stdout.
+    fn read(&self, done: usize, total: usize) {
+        if self.tty {
+            let mut bar = self.total.lock().expect("lock poisoned");
+            let bar = bar.get_or_insert_with(|| {
+                let bar = self.multi.add(ProgressBar::new(total as u64));
+                bar.set_style(
+                    ProgressStyle::with_template("{bar:30} {pos}/{len} read back  {elapsed}").expect("valid template"),
+                );
+                bar
+            });
+            bar.set_position(done as u64);
+            if done == total {
+                bar.finish_and_clear();
+            }
+            return;
+        }
+        let tenth = |n: usize| n * 10 / total.max(1);
+        let mut last = self.last_tenth.lock().expect("lock poisoned");
+        if done == total || tenth(done) > *last {
+            *last = tenth(done);
+            eprintln!("read back {done} of {total} resources");
         }
     }
 
@@ -88,6 +117,7 @@ impl Progress {
             }
             Event::Skipped { urn, op, because } => self.line(format!("{} {urn} skipped: {because} failed", op.verb())),
             Event::Recovered { urn, what } => self.line(format!("reconciled {urn}: {what}")),
+            Event::Read { done, total } => self.read(done, total),
         }
     }
 }

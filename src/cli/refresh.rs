@@ -22,12 +22,16 @@ pub(super) async fn refresh<C: DeserializeOwned>(
 ) -> anyhow::Result<u8> {
     let env = program.environment(common)?;
     let backend = program.backend(&env, common)?;
+    let progress = Arc::new(super::progress::Progress::new());
     let engine_for = |b: Option<Arc<SecretBox>>| Engine {
         registry: program.registry.clone(),
         stack: env.stack.clone(),
         secrets: b,
         parallel: run.parallel,
-        events: Arc::new(|_| {}),
+        events: {
+            let progress = progress.clone();
+            Arc::new(move |e| progress.event(e))
+        },
     };
     if dry_run {
         let raw = backend.read().await?;

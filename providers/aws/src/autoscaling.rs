@@ -15,7 +15,7 @@ use aws_sdk_autoscaling::types::{
     AutoScalingGroup as SdkGroup, InstanceRefreshStatus, LaunchTemplateSpecification, LifecycleState, MetricType,
     PredefinedMetricSpecification, RefreshPreferences, Tag, TargetTrackingConfiguration,
 };
-use cairn::provider::{Context, Created, Observed, Provider, ProviderError};
+use cairn::provider::{Context, Created, Observed, Provider, ProviderError, ReadItem};
 use cairn::{Input, Resource};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -760,6 +760,48 @@ impl AutoScalingGroupProvider {
 impl Provider for AutoScalingGroupProvider {
     fn type_token(&self) -> &'static str {
         AutoScalingGroup::TYPE
+    }
+
+    /// `DescribeAutoScalingGroups` takes 100 names a page.
+    fn read_batch(&self) -> usize {
+        100
+    }
+
+    /// One `DescribeAutoScalingGroups` per region (and page) for all of them.
+    async fn read_many(&self, items: &[ReadItem<'_>]) -> Result<Vec<Option<Observed>>, ProviderError> {
+        let mut regions: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (i, item) in items.iter().enumerate() {
+            regions.entry(region_of(&self.aws, item.ctx, item.inputs).await?).or_default().push(i);
+        }
+        let mut seen = vec![None; items.len()];
+        for (region, indexes) in regions {
+            let asg = self.aws.autoscaling(&region).await;
+            let names: Vec<String> = indexes.iter().map(|&i| items[i].id.to_string()).collect();
+            let mut groups: BTreeMap<String, SdkGroup> = BTreeMap::new();
+            let mut token = None;
+            loop {
+                let page = asg
+                    .describe_auto_scaling_groups()
+                    .set_auto_scaling_group_names(Some(names.clone()))
+                    .max_records(100)
+                    .set_next_token(token)
+                    .send()
+                    .await
+                    .op(AUTOSCALING, "DescribeAutoScalingGroups")
+                    .at(items[indexes[0]].ctx)?;
+                for g in page.auto_scaling_groups().iter().filter(|g| g.status() != Some("Delete in progress")) {
+                    groups.insert(g.auto_scaling_group_name().unwrap_or_default().to_string(), g.clone());
+                }
+                match page.next_token() {
+                    Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                    _ => break,
+                }
+            }
+            for i in indexes {
+                seen[i] = groups.get(items[i].id).map(|g| Self::observed(&region, g, items[i].inputs).0);
+            }
+        }
+        Ok(seen)
     }
 
     fn identity(&self, inputs: &Value) -> Value {

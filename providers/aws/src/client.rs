@@ -143,6 +143,17 @@ impl<P: cairn::provider::Provider> cairn::provider::Provider for Profiled<P> {
     ) -> Result<Option<cairn::provider::Observed>, ProviderError> {
         PROFILE.scope(profile_of(&ctx), self.0.read(ctx, id, inputs)).await
     }
+    fn read_batch(&self) -> usize {
+        self.0.read_batch()
+    }
+    /// The engine batches resources of one provider configuration, so one profile.
+    async fn read_many(
+        &self,
+        items: &[cairn::provider::ReadItem<'_>],
+    ) -> Result<Vec<Option<cairn::provider::Observed>>, ProviderError> {
+        let profile = items.first().and_then(|i| profile_of(&i.ctx));
+        PROFILE.scope(profile, self.0.read_many(items)).await
+    }
     async fn update(&self, ctx: Context<'_>, id: &str, old: &Value, new: &Value) -> Result<Value, ProviderError> {
         PROFILE.scope(profile_of(&ctx), self.0.update(ctx, id, old, new)).await
     }

@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use cairn::provider::{Context, Created, Observed, Provider, ProviderError};
+use cairn::provider::{Context, Created, Observed, Provider, ProviderError, ReadItem};
 use cairn::Resource;
 use serde_json::Value;
 
@@ -79,6 +79,20 @@ pub(crate) trait Api: Send + Sync + 'static {
     /// Deletes the resource; one already gone succeeds.
     async fn delete(&self, ctx: Context<'_>, id: &str, prior: &Value) -> Result<(), ProviderError>;
 
+    /// How many resources [`Api::observe_many`] reads in one go (see
+    /// [`Provider::read_batch`]); 1: one at a time.
+    const READ_BATCH: usize = 1;
+
+    /// Several resources of this type and provider configuration as they are, in their
+    /// order (see [`Provider::read_many`]). The default observes each.
+    async fn observe_many(&self, items: &[ReadItem<'_>]) -> Result<Vec<Option<Seen>>, ProviderError> {
+        let mut seen = Vec::with_capacity(items.len());
+        for item in items {
+            seen.push(self.observe(item.ctx, item.id, item.inputs).await?);
+        }
+        Ok(seen)
+    }
+
     /// The ids of resources that may be the one `identity` describes (by its unique name, or
     /// by a `cairn:urn` tag filter); the layer reads each and keeps the one made for this URN.
     async fn candidates(&self, ctx: Context<'_>, identity: &Value) -> Result<Vec<String>, ProviderError>;
@@ -137,6 +151,15 @@ macro_rules! provider {
                 inputs: &serde_json::Value,
             ) -> Result<Option<cairn::provider::Observed>, cairn::provider::ProviderError> {
                 self.0.read(ctx, id, inputs).await
+            }
+            fn read_batch(&self) -> usize {
+                self.0.read_batch()
+            }
+            async fn read_many(
+                &self,
+                items: &[cairn::provider::ReadItem<'_>],
+            ) -> Result<Vec<Option<cairn::provider::Observed>>, cairn::provider::ProviderError> {
+                self.0.read_many(items).await
             }
             async fn update(
                 &self,
@@ -257,6 +280,14 @@ impl<A: Api> Provider for Managed<A> {
 
     async fn read(&self, ctx: Context<'_>, id: &str, inputs: &Value) -> Result<Option<Observed>, ProviderError> {
         Ok(self.0.observe(ctx, id, inputs).await?.map(|s| s.observed))
+    }
+
+    fn read_batch(&self) -> usize {
+        A::READ_BATCH
+    }
+
+    async fn read_many(&self, items: &[ReadItem<'_>]) -> Result<Vec<Option<Observed>>, ProviderError> {
+        Ok(self.0.observe_many(items).await?.into_iter().map(|s| s.map(|s| s.observed)).collect())
     }
 
     async fn update(&self, ctx: Context<'_>, id: &str, old: &Value, new: &Value) -> Result<Value, ProviderError> {

@@ -19,6 +19,7 @@ mod logs;
 mod parent_in_place;
 mod providers;
 mod recovery;
+mod refresh;
 mod rollout;
 mod route53;
 mod sns;

@@ -26,7 +26,7 @@ use aws_sdk_ec2::types::{
     AttributeBooleanValue, IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, SecurityGroupRule,
     SecurityGroupRuleRequest, SecurityGroupRuleUpdate, UserIdGroupPair, VpcAttributeName, VpcEndpointType,
 };
-use cairn::provider::{Context, Created, Observed, Provider, ProviderError};
+use cairn::provider::{Context, Created, Observed, Provider, ProviderError, ReadItem};
 use cairn::{Input, Resource};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -58,6 +58,25 @@ const DEPENDENCY: &[&str] = &["DependencyViolation"];
 /// The region of a resource: its `region` input, or the configured default.
 async fn region_of(aws: &Aws, ctx: Context<'_>, inputs: &Value) -> Result<String, ProviderError> {
     aws.region(inputs.get("region").and_then(Value::as_str)).await.map_err(|e| invalid(ctx, e))
+}
+
+/// How many resources a batched read asks EC2 for in one call: the values of one filter.
+const READ_BATCH: usize = 200;
+
+/// The items of a batched read by region (each item's `region` input, or the default), as
+/// indexes into `items`.
+async fn by_region(aws: &Aws, items: &[ReadItem<'_>]) -> Result<BTreeMap<String, Vec<usize>>, ProviderError> {
+    let mut regions: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, item) in items.iter().enumerate() {
+        regions.entry(region_of(aws, item.ctx, item.inputs).await?).or_default().push(i);
+    }
+    Ok(regions)
+}
+
+/// A filter on several values (a filter, unlike a list of ids, does not fail the whole call
+/// when one of them no longer exists).
+fn filter_any(name: &str, values: impl IntoIterator<Item = String>) -> aws_sdk_ec2::types::Filter {
+    aws_sdk_ec2::types::Filter::builder().name(name).set_values(Some(values.into_iter().collect())).build()
 }
 
 /// Checks that `value` is an EC2 id with `prefix` (e.g. `vpc-`).

@@ -1,5 +1,7 @@
 //! Security groups (restricted egress) and their rules.
 
+use aws_sdk_ec2::types::SecurityGroup as SdkSecurityGroup;
+
 use super::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -165,6 +167,14 @@ impl SecurityGroupProvider {
         let Some(g) = got.security_groups().iter().find(|g| g.group_id() == Some(id)) else {
             return Ok(None);
         };
+        let rules = self.rules(ctx, region, std::slice::from_ref(&id.to_string())).await?;
+        Ok(Some(Self::observed(region, g, rules.get(id).map(Vec::as_slice).unwrap_or_default())))
+    }
+
+    /// A group as EC2 describes it, with the rules no resource manages among `rules` (its
+    /// own), and its `cairn:urn` tag.
+    fn observed(region: &str, g: &SdkSecurityGroup, rules: &[SecurityGroupRule]) -> (Observed, Option<String>) {
+        let id = g.group_id().unwrap_or_default();
         let tags = tag_map(g.tags());
         let name = g.group_name().unwrap_or_default();
         let mut inputs = json!({
@@ -174,27 +184,28 @@ impl SecurityGroupProvider {
             "vpc_id": g.vpc_id().unwrap_or_default(),
             "tags": user_tags(tags.clone()),
         });
-        let unmanaged = self.unmanaged_rules(ctx, region, id).await?;
+        let mut unmanaged: Vec<UnmanagedRule> = rules.iter().filter_map(UnmanagedRule::of).collect();
+        unmanaged.sort_by(|a, b| a.id.cmp(&b.id));
         if !unmanaged.is_empty() {
             inputs["unmanaged_rules"] = json!(unmanaged);
         }
-        Ok(Some((Observed { id: id.to_string(), inputs, outputs: json!({"id": id, "name": name}) }, urn_tag(&tags))))
+        (Observed { id: id.to_string(), inputs, outputs: json!({"id": id, "name": name}) }, urn_tag(&tags))
     }
 
-    /// The group's rules that no resource manages (see [`SecurityGroupArgs::unmanaged_rules`]),
-    /// by id.
-    async fn unmanaged_rules(
+    /// The rules of the groups `ids`, by group: one `DescribeSecurityGroupRules` (and its
+    /// pages) for all of them.
+    async fn rules(
         &self,
         ctx: Context<'_>,
         region: &str,
-        id: &str,
-    ) -> Result<Vec<UnmanagedRule>, ProviderError> {
+        ids: &[String],
+    ) -> Result<BTreeMap<String, Vec<SecurityGroupRule>>, ProviderError> {
         let ec2 = self.aws.ec2(region).await;
-        let (mut rules, mut token) = (Vec::new(), None);
+        let (mut rules, mut token): (BTreeMap<String, Vec<SecurityGroupRule>>, _) = (BTreeMap::new(), None);
         loop {
             let page = ec2
                 .describe_security_group_rules()
-                .filters(filter("group-id", id))
+                .filters(filter_any("group-id", ids.iter().cloned()))
                 .set_next_token(token)
                 .send()
                 .await
@@ -202,14 +213,14 @@ impl SecurityGroupProvider {
             let Some(page) = found(page, GROUP_NOT_FOUND).at(ctx)? else {
                 return Ok(rules);
             };
-            rules.extend(page.security_group_rules().iter().filter_map(UnmanagedRule::of));
+            for r in page.security_group_rules() {
+                rules.entry(r.group_id().unwrap_or_default().to_string()).or_default().push(r.clone());
+            }
             match page.next_token() {
                 Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => break,
+                _ => return Ok(rules),
             }
         }
-        rules.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(rules)
     }
 
     /// Revokes the unmanaged rules `old` read back and `new` does not declare.
@@ -283,6 +294,51 @@ impl SecurityGroupProvider {
 impl Provider for SecurityGroupProvider {
     fn type_token(&self) -> &'static str {
         SecurityGroup::TYPE
+    }
+
+    fn read_batch(&self) -> usize {
+        READ_BATCH
+    }
+
+    /// One `DescribeSecurityGroups` and one `DescribeSecurityGroupRules` per region (and page)
+    /// for all of them.
+    async fn read_many(&self, items: &[ReadItem<'_>]) -> Result<Vec<Option<Observed>>, ProviderError> {
+        let mut seen = vec![None; items.len()];
+        for (region, indexes) in by_region(&self.aws, items).await? {
+            let ctx = items[indexes[0]].ctx;
+            let ec2 = self.aws.ec2(&region).await;
+            let ids: Vec<String> = indexes.iter().map(|&i| items[i].id.to_string()).collect();
+            let mut groups = Vec::new();
+            let mut token = None;
+            loop {
+                let page = ec2
+                    .describe_security_groups()
+                    .filters(filter_any("group-id", ids.iter().cloned()))
+                    .set_next_token(token)
+                    .send()
+                    .await
+                    .op(EC2, "DescribeSecurityGroups")
+                    .at(ctx)?;
+                groups.extend(page.security_groups().iter().cloned());
+                match page.next_token() {
+                    Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                    _ => break,
+                }
+            }
+            let rules = self.rules(ctx, &region, &ids).await?;
+            let mut found: BTreeMap<String, Observed> = groups
+                .iter()
+                .map(|g| {
+                    let own = rules.get(g.group_id().unwrap_or_default()).map(Vec::as_slice).unwrap_or_default();
+                    let (observed, _) = Self::observed(&region, g, own);
+                    (observed.id.clone(), observed)
+                })
+                .collect();
+            for i in indexes {
+                seen[i] = found.remove(items[i].id);
+            }
+        }
+        Ok(seen)
     }
 
     fn identity(&self, inputs: &Value) -> Value {

@@ -388,9 +388,12 @@ impl SubnetProvider {
         let Some(got) = found(got, SUBNET_NOT_FOUND).at(ctx)? else {
             return Ok(None);
         };
-        let Some(s) = got.subnets().iter().find(|s| s.subnet_id() == Some(id)) else {
-            return Ok(None);
-        };
+        Ok(got.subnets().iter().find(|s| s.subnet_id() == Some(id)).map(|s| Self::observed(region, s)))
+    }
+
+    /// A subnet as EC2 describes it, and its `cairn:urn` tag.
+    fn observed(region: &str, s: &aws_sdk_ec2::types::Subnet) -> (Observed, Option<String>) {
+        let id = s.subnet_id().unwrap_or_default();
         let tags = tag_map(s.tags());
         let zone = s.availability_zone().unwrap_or_default();
         let inputs = json!({
@@ -402,7 +405,7 @@ impl SubnetProvider {
             "tags": user_tags(tags.clone()),
         });
         let outputs = json!({"id": id, "availability_zone": zone});
-        Ok(Some((Observed { id: id.to_string(), inputs, outputs }, urn_tag(&tags))))
+        (Observed { id: id.to_string(), inputs, outputs }, urn_tag(&tags))
     }
 
     async fn set_public_ip(&self, ctx: Context<'_>, region: &str, id: &str, on: bool) -> Result<(), ProviderError> {
@@ -425,6 +428,43 @@ impl SubnetProvider {
 impl Provider for SubnetProvider {
     fn type_token(&self) -> &'static str {
         Subnet::TYPE
+    }
+
+    fn read_batch(&self) -> usize {
+        READ_BATCH
+    }
+
+    /// One `DescribeSubnets` per region (and page) for all of them.
+    async fn read_many(&self, items: &[ReadItem<'_>]) -> Result<Vec<Option<Observed>>, ProviderError> {
+        let mut seen = vec![None; items.len()];
+        for (region, indexes) in by_region(&self.aws, items).await? {
+            let ec2 = self.aws.ec2(&region).await;
+            let ids = filter_any("subnet-id", indexes.iter().map(|&i| items[i].id.to_string()));
+            let mut found: BTreeMap<String, Observed> = BTreeMap::new();
+            let mut token = None;
+            loop {
+                let page = ec2
+                    .describe_subnets()
+                    .filters(ids.clone())
+                    .set_next_token(token)
+                    .send()
+                    .await
+                    .op(EC2, "DescribeSubnets")
+                    .at(items[indexes[0]].ctx)?;
+                for s in page.subnets() {
+                    let (observed, _) = Self::observed(&region, s);
+                    found.insert(observed.id.clone(), observed);
+                }
+                match page.next_token() {
+                    Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                    _ => break,
+                }
+            }
+            for i in indexes {
+                seen[i] = found.remove(items[i].id);
+            }
+        }
+        Ok(seen)
     }
 
     fn identity(&self, inputs: &Value) -> Value {
