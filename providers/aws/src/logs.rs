@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_cloudwatchlogs::types::MetricTransformation as SdkTransformation;
-use cairn::provider::{Context, Created, Observed, Provider, ProviderError};
+use cairn::provider::{Context, Created, Observed, Provider, ProviderError, ReadItem};
 use cairn::{Input, Resource};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -170,16 +170,21 @@ impl LogGroupProvider {
                 _ => return Ok(None),
             }
         };
-        let arn = match (group.log_group_arn(), group.arn()) {
-            (Some(a), _) => a.to_string(),
-            (None, Some(a)) => a.strip_suffix(":*").unwrap_or(a).to_string(),
-            (None, None) => {
-                return Err(invalid(ctx, format!("CloudWatch Logs reported no ARN for log group `{name}`")))
-            }
-        };
+        let arn = group_arn(ctx, &group)?;
         let tags = logs.list_tags_for_resource().resource_arn(&arn).send().await.op(LOGS, "ListTagsForResource");
         let tags: BTreeMap<String, String> =
             found(tags, NOT_FOUND).at(ctx)?.and_then(|o| o.tags().cloned()).unwrap_or_default().into_iter().collect();
+        Ok(Some(Self::observed(region, &group, arn, tags)))
+    }
+
+    /// A log group as CloudWatch Logs describes it, with its tags, and its `cairn:urn` tag.
+    fn observed(
+        region: &str,
+        group: &aws_sdk_cloudwatchlogs::types::LogGroup,
+        arn: String,
+        tags: BTreeMap<String, String>,
+    ) -> (Observed, Option<String>) {
+        let name = group.log_group_name().unwrap_or_default();
         let inputs = json!({
             "name": name,
             "region": region,
@@ -188,7 +193,32 @@ impl LogGroupProvider {
             "tags": user_tags(tags.clone()),
         });
         let outputs = json!({"arn": arn, "name": name});
-        Ok(Some((Observed { id: arn, inputs, outputs }, tags.get(TAG_URN).cloned())))
+        (Observed { id: arn, inputs, outputs }, tags.get(TAG_URN).cloned())
+    }
+
+    /// The log groups whose names start with `prefix` in `region`, by name (every page).
+    async fn groups_under(
+        &self,
+        ctx: Context<'_>,
+        region: &str,
+        prefix: &str,
+    ) -> Result<BTreeMap<String, aws_sdk_cloudwatchlogs::types::LogGroup>, ProviderError> {
+        let logs = self.aws.logs(region).await;
+        let (mut groups, mut token) = (BTreeMap::new(), None);
+        loop {
+            let mut call = logs.describe_log_groups().set_next_token(token);
+            if !prefix.is_empty() {
+                call = call.log_group_name_prefix(prefix);
+            }
+            let page = call.send().await.op(LOGS, "DescribeLogGroups").at(ctx)?;
+            for g in page.log_groups() {
+                groups.insert(g.log_group_name().unwrap_or_default().to_string(), g.clone());
+            }
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => return Ok(groups),
+            }
+        }
     }
 
     async fn set_retention(
@@ -221,10 +251,77 @@ impl LogGroupProvider {
     }
 }
 
+/// A log group's ARN (without the `:*` some answers end it with).
+fn group_arn(ctx: Context<'_>, group: &aws_sdk_cloudwatchlogs::types::LogGroup) -> Result<String, ProviderError> {
+    match (group.log_group_arn(), group.arn()) {
+        (Some(a), _) => Ok(a.to_string()),
+        (None, Some(a)) => Ok(a.strip_suffix(":*").unwrap_or(a).to_string()),
+        (None, None) => Err(invalid(
+            ctx,
+            format!("CloudWatch Logs reported no ARN for log group `{}`", group.log_group_name().unwrap_or_default()),
+        )),
+    }
+}
+
+/// The longest prefix all of `names` share.
+fn common_prefix<'a>(mut names: impl Iterator<Item = &'a str>) -> String {
+    let Some(first) = names.next() else { return String::new() };
+    let mut prefix = first;
+    for n in names {
+        let shared = prefix.char_indices().zip(n.chars()).take_while(|((_, a), b)| a == b).count();
+        let end = prefix.char_indices().nth(shared).map_or(prefix.len(), |(i, _)| i);
+        prefix = &prefix[..end];
+    }
+    prefix.to_string()
+}
+
 #[async_trait::async_trait]
 impl Provider for LogGroupProvider {
     fn type_token(&self) -> &'static str {
         LogGroup::TYPE
+    }
+
+    fn read_batch(&self) -> usize {
+        100
+    }
+
+    /// Per region, the groups under the batch's longest common name prefix (one paged
+    /// `DescribeLogGroups`; without a common prefix, one call per group), and their tags from
+    /// the Tagging API (one call per 100).
+    async fn read_many(&self, items: &[ReadItem<'_>]) -> Result<Vec<Option<Observed>>, ProviderError> {
+        let mut regions: BTreeMap<String, Vec<(usize, String)>> = BTreeMap::new();
+        for (i, item) in items.iter().enumerate() {
+            let (region, name) = locate_group(&self.aws, item.ctx, item.id, item.inputs).await?;
+            regions.entry(region).or_default().push((i, name));
+        }
+        let mut seen = vec![None; items.len()];
+        for (region, wanted) in regions {
+            let ctx = items[wanted[0].0].ctx;
+            let prefix = common_prefix(wanted.iter().map(|(_, n)| n.as_str()));
+            let mut groups = BTreeMap::new();
+            if prefix.len() > 1 || wanted.len() == 1 {
+                groups = self.groups_under(ctx, &region, &prefix).await?;
+            } else {
+                for (_, name) in &wanted {
+                    groups.extend(self.groups_under(ctx, &region, name).await?);
+                }
+            }
+            let mut arns = Vec::new();
+            for (_, name) in &wanted {
+                if let Some(g) = groups.get(name) {
+                    arns.push(group_arn(ctx, g)?);
+                }
+            }
+            let mut tags = crate::tagging::tags_of(&self.aws, &region, &arns).await.at(ctx)?;
+            for (i, name) in wanted {
+                if let Some(g) = groups.get(&name) {
+                    let arn = group_arn(ctx, g)?;
+                    let these = tags.remove(&arn).unwrap_or_default();
+                    seen[i] = Some(Self::observed(&region, g, arn, these).0);
+                }
+            }
+        }
+        Ok(seen)
     }
 
     fn identity(&self, inputs: &Value) -> Value {

@@ -5,10 +5,10 @@
 //! `create` first looks for one: a topic tagged with this resource's URN (left by a create
 //! that crashed) is taken over, any other is an error rather than a silent takeover.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_sns::types::Tag;
-use cairn::provider::{Context, Created, Observed, Provider, ProviderError};
+use cairn::provider::{Context, Created, Observed, Provider, ProviderError, ReadItem};
 use cairn::{Input, Resource};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -165,15 +165,29 @@ impl TopicProvider {
 
     /// The topic and its `cairn:urn` tag.
     async fn observe(&self, ctx: Context<'_>, arn: &str) -> Result<Option<(Observed, Option<String>)>, ProviderError> {
-        let a = parse_arn(arn).ok_or_else(|| invalid(ctx, format!("`{arn}` is not an SNS topic ARN")))?;
-        let (region, name) = (a.region.to_string(), a.resource.to_string());
-        let sns = self.aws.sns(&region).await;
-        let attrs = sns.get_topic_attributes().topic_arn(arn).send().await.op(SNS, "GetTopicAttributes");
-        let Some(attrs) = found(attrs, NOT_FOUND).at(ctx)? else {
+        let Some(attrs) = self.attributes(ctx, arn).await? else {
             return Ok(None);
         };
-        let attrs = attrs.attributes().cloned().unwrap_or_default();
+        let region = parse_arn(arn).map(|a| a.region.to_string()).unwrap_or_default();
         let tags = found(self.tags(&region, arn).await, NOT_FOUND).at(ctx)?.unwrap_or_default();
+        Ok(Some(Self::observed(arn, &attrs, tags)))
+    }
+
+    /// The topic's attributes; `None` when it is gone.
+    async fn attributes(&self, ctx: Context<'_>, arn: &str) -> Result<Option<HashMap<String, String>>, ProviderError> {
+        let a = parse_arn(arn).ok_or_else(|| invalid(ctx, format!("`{arn}` is not an SNS topic ARN")))?;
+        let sns = self.aws.sns(a.region).await;
+        let attrs = sns.get_topic_attributes().topic_arn(arn).send().await.op(SNS, "GetTopicAttributes");
+        Ok(found(attrs, NOT_FOUND).at(ctx)?.map(|a| a.attributes().cloned().unwrap_or_default()))
+    }
+
+    /// A topic from its attributes and tags, and its `cairn:urn` tag.
+    fn observed(
+        arn: &str,
+        attrs: &HashMap<String, String>,
+        tags: BTreeMap<String, String>,
+    ) -> (Observed, Option<String>) {
+        let (region, name) = parse_arn(arn).map(|a| (a.region.to_string(), a.resource.to_string())).unwrap_or_default();
         let inputs = json!({
             "name": name,
             "region": region,
@@ -182,7 +196,7 @@ impl TopicProvider {
             "tags": user_tags(tags.clone()),
         });
         let outputs = json!({"arn": arn, "name": name});
-        Ok(Some((Observed { id: arn.to_string(), inputs, outputs }, tags.get(TAG_URN).cloned())))
+        (Observed { id: arn.to_string(), inputs, outputs }, tags.get(TAG_URN).cloned())
     }
 
     async fn apply_changes(
@@ -230,6 +244,42 @@ impl TopicProvider {
 impl Provider for TopicProvider {
     fn type_token(&self) -> &'static str {
         Topic::TYPE
+    }
+
+    fn read_batch(&self) -> usize {
+        100
+    }
+
+    /// Each topic's attributes (SNS reads them one topic at a time), and the tags of all of a
+    /// region's from the Tagging API (one call per 100).
+    async fn read_many(&self, items: &[ReadItem<'_>]) -> Result<Vec<Option<Observed>>, ProviderError> {
+        let mut attributes = Vec::with_capacity(items.len());
+        let mut regions: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for item in items {
+            let arn = self.resolve(item.ctx, item.id, item.inputs).await?;
+            let attrs = match &arn {
+                Some(arn) => self.attributes(item.ctx, arn).await?,
+                None => None,
+            };
+            if let (Some(arn), Some(_)) = (&arn, &attrs) {
+                let region = parse_arn(arn).map(|a| a.region.to_string()).unwrap_or_default();
+                regions.entry(region).or_default().push(arn.clone());
+            }
+            attributes.push(arn.zip(attrs));
+        }
+        let mut tags = BTreeMap::new();
+        for (region, arns) in regions {
+            tags.extend(crate::tagging::tags_of(&self.aws, &region, &arns).await.at(items[0].ctx)?);
+        }
+        Ok(attributes
+            .into_iter()
+            .map(|seen| {
+                seen.map(|(arn, attrs)| {
+                    let these = tags.remove(&arn).unwrap_or_default();
+                    Self::observed(&arn, &attrs, these).0
+                })
+            })
+            .collect())
     }
 
     fn identity(&self, inputs: &Value) -> Value {

@@ -6,6 +6,8 @@ use cairn::stack::Desired;
 use cairn::Stack;
 use cairn_aws::autoscaling::AutoScalingGroup;
 use cairn_aws::ec2::{LaunchTemplate, SecurityGroup, Subnet, Vpc};
+use cairn_aws::logs::LogGroup;
+use cairn_aws::sns::Topic;
 use cairn_aws::{Aws, AwsConfig};
 
 use crate::common::{FaultyProxy, Moto};
@@ -13,7 +15,8 @@ use crate::ec2_compute::AMI;
 
 const R: &str = "us-east-1";
 
-/// A VPC with 20 subnets, 10 security groups and 3 (empty) Auto Scaling groups.
+/// A VPC with 20 subnets, 10 security groups and 3 (empty) Auto Scaling groups; 5 topics and
+/// 6 log groups.
 fn program() -> Desired {
     let mut stack = Stack::new("batched", "test");
     let vpc = stack.add("vpc", Vpc::new("10.20.0.0/16").in_region(R));
@@ -39,6 +42,14 @@ fn program() -> Desired {
         g.wait_for_capacity_timeout = 0;
         stack.add(&format!("asg{i}"), g);
     }
+    for i in 0..5 {
+        stack.add(&format!("t{i}"), Topic::new(format!("batched-t{i}")).in_region(R));
+    }
+    for i in 0..6 {
+        let mut group = LogGroup::new(format!("/batched/g{i}")).in_region(R);
+        group.retention_days = Some(14);
+        stack.add(&format!("l{i}"), group);
+    }
     stack.finish().expect("program")
 }
 
@@ -50,7 +61,7 @@ async fn refresh_reads_subnets_groups_and_auto_scaling_groups_in_batches() {
     let backend = cairn::state::file::FileBackend::new(dir.path().join("state"), &desired.stack);
     let engine = crate::engine::engine(&moto.aws(), &desired.stack);
     let (_, state) = crate::engine::deploy(&engine, &backend, &desired).await;
-    assert_eq!(state.resources.len(), 35);
+    assert_eq!(state.resources.len(), 46);
 
     let proxy = FaultyProxy::start(moto.port, 0, cairn_tests::moto::Fault::ServerError);
     let counted = Aws::new(AwsConfig { endpoint_url: Some(proxy.endpoint()), ..moto.config() });
@@ -61,7 +72,12 @@ async fn refresh_reads_subnets_groups_and_auto_scaling_groups_in_batches() {
     assert_eq!(calls("DescribeSecurityGroupRules"), 1, "10 groups' rules, one call");
     assert_eq!(calls("DescribeSecurityGroups"), 2, "10 groups in one call, and the VPC's default group");
     assert_eq!(calls("DescribeAutoScalingGroups"), 1, "3 groups, one call");
-    assert!(proxy.requests() <= 12, "35 resources read back in {} calls", proxy.requests());
+    let target = |op: &str| proxy.signers_of(&[op]).len();
+    assert_eq!(target("Logs_20140328.DescribeLogGroups"), 1, "6 groups under one prefix, one call");
+    assert_eq!(calls("GetTopicAttributes"), 5, "SNS reads attributes one topic at a time");
+    assert_eq!(calls("ListTagsForResource") + target("Logs_20140328.ListTagsForResource"), 0);
+    assert_eq!(target("ResourceGroupsTaggingAPI_20170126.GetResources"), 2, "the tags of both, one call each");
+    assert!(proxy.requests() <= 20, "46 resources read back in {} calls", proxy.requests());
 
     // Drift is still each resource's own: a subnet deleted and a rule added out of band.
     let ec2 = moto.ec2(R);
@@ -75,10 +91,25 @@ async fn refresh_reads_subnets_groups_and_auto_scaling_groups_in_batches() {
         .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip("0.0.0.0/0").build())
         .build();
     ec2.authorize_security_group_ingress().group_id(&group.id).ip_permissions(ssh).send().await.unwrap();
+    let topic = state.resources.values().find(|r| r.urn.as_str().ends_with("/t2")).unwrap();
+    let tag = aws_sdk_sns::types::Tag::builder().key("owner").value("ops").build().unwrap();
+    moto.sns(R).tag_resource().resource_arn(&topic.id).tags(tag).send().await.unwrap();
+    moto.logs(R).put_retention_policy().log_group_name("/batched/g4").retention_in_days(90).send().await.unwrap();
     let drift = engine.refresh(&state).await.expect("refresh");
+    let paths = |i: usize| -> Vec<&str> { drift[i].diffs.as_ref().unwrap().iter().map(|d| d.path.as_str()).collect() };
     let urns: Vec<&str> = drift.iter().map(|d| d.urn.as_str()).collect();
-    assert_eq!(urns, ["batched-test/aws:ec2:SecurityGroup/g3", "batched-test/aws:ec2:Subnet/s7"], "{drift:?}");
+    assert_eq!(
+        urns,
+        [
+            "batched-test/aws:ec2:SecurityGroup/g3",
+            "batched-test/aws:ec2:Subnet/s7",
+            "batched-test/aws:logs:LogGroup/l4",
+            "batched-test/aws:sns:Topic/t2",
+        ],
+        "{drift:?}"
+    );
+    assert_eq!(paths(0), ["unmanaged_rules"], "{drift:?}");
     assert!(drift[1].observed.is_none(), "the subnet is gone");
-    let paths: Vec<&str> = drift[0].diffs.as_ref().unwrap().iter().map(|d| d.path.as_str()).collect();
-    assert_eq!(paths, ["unmanaged_rules"], "{drift:?}");
+    assert_eq!(paths(2), ["retention_days"], "{drift:?}");
+    assert_eq!(paths(3), ["tags.owner"], "{drift:?}");
 }
