@@ -428,6 +428,18 @@ impl AwsError {
         self.code.as_deref().is_some_and(|c| codes.contains(&c))
     }
 
+    /// Whether AWS refused the call for its rate: nothing was done, and it may be sent again.
+    pub(crate) fn throttled(&self) -> bool {
+        self.is(&["Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException", "SlowDown"])
+    }
+
+    /// Whether the call may or may not have taken effect: no answer came (a timeout, a
+    /// connection reset), or AWS answered with a failure of its own (5xx).
+    pub(crate) fn ambiguous(&self) -> bool {
+        self.code.is_none()
+            || self.is(&["InternalError", "InternalFailure", "ServiceUnavailable", "Unavailable", "RequestTimeout"])
+    }
+
     /// The error as a provider error naming the resource.
     pub(crate) fn at(self, ctx: Context<'_>) -> ProviderError {
         ProviderError::new(format!("`{}`: {self}", ctx.urn))

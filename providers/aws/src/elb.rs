@@ -34,7 +34,7 @@ use crate::client::{
     SdkResultExt, TAG_URN,
 };
 use crate::ec2::retry_while;
-use crate::managed::{provider, same_set_or, wait_until, Api, CreateError, Managed, Seen};
+use crate::managed::{no_retries, provider, same_set_or, wait_until, Api, CreateError, Managed, Seen};
 
 const ELB: &str = "ELBv2";
 const LB_NOT_FOUND: &[&str] = &["LoadBalancerNotFound"];
@@ -492,6 +492,7 @@ impl Api for LoadBalancerApi {
     type Args = LoadBalancerArgs;
     const EXISTS: &'static [&'static str] = &["DuplicateLoadBalancerName"];
     const LOOK_FIRST: bool = true;
+    const RETRY_BY_LOOKUP: bool = true;
 
     fn parse(inputs: &Value) -> Result<LoadBalancerArgs, String> {
         LoadBalancerArgs::parse(inputs)
@@ -518,6 +519,8 @@ impl Api for LoadBalancerApi {
             .set_subnets(Some(args.subnet_ids.clone()))
             .set_security_groups((!args.security_group_ids.is_empty()).then(|| args.security_group_ids.clone()))
             .set_tags(Some(tags_of(ctx, &args.tags)))
+            .customize()
+            .config_override(no_retries!(aws_sdk_elasticloadbalancingv2))
             .send()
             .await
             .op(ELB, "CreateLoadBalancer")?;
@@ -845,6 +848,7 @@ impl Api for TargetGroupApi {
     type Args = TargetGroupArgs;
     const EXISTS: &'static [&'static str] = &["DuplicateTargetGroupName"];
     const LOOK_FIRST: bool = true;
+    const RETRY_BY_LOOKUP: bool = true;
 
     fn parse(inputs: &Value) -> Result<TargetGroupArgs, String> {
         TargetGroupArgs::parse(inputs)
@@ -877,6 +881,8 @@ impl Api for TargetGroupApi {
             .unhealthy_threshold_count(h.unhealthy_threshold)
             .set_matcher(h.matcher.as_ref().map(|m| Matcher::builder().http_code(m).build()))
             .set_tags(Some(tags_of(ctx, &args.tags)))
+            .customize()
+            .config_override(no_retries!(aws_sdk_elasticloadbalancingv2))
             .send()
             .await
             .op(ELB, "CreateTargetGroup")?;
@@ -1159,6 +1165,7 @@ impl Api for ListenerApi {
     type Resource = Listener;
     type Args = ListenerArgs;
     const EXISTS: &'static [&'static str] = &["DuplicateListener"];
+    const RETRY_BY_LOOKUP: bool = true;
 
     fn parse(inputs: &Value) -> Result<ListenerArgs, String> {
         ListenerArgs::parse(inputs)
@@ -1184,6 +1191,8 @@ impl Api for ListenerApi {
             .set_ssl_policy(args.ssl_policy.clone())
             .default_actions(args.default_action.sdk())
             .set_tags(Some(tags_of(ctx, &args.tags)))
+            .customize()
+            .config_override(no_retries!(aws_sdk_elasticloadbalancingv2))
             .send()
             .await
             .op(ELB, "CreateListener")?;

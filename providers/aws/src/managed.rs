@@ -53,6 +53,12 @@ pub(crate) trait Api: Send + Sync + 'static {
     /// the lookup for one made for this URN (or anyone else's) runs before the create.
     const LOOK_FIRST: bool = false;
 
+    /// Whether a repeated create could make a second resource (the API has no idempotency
+    /// token, and a unique name does not stop it): then [`Api::create`] sends its call without
+    /// the SDK's retries ([`no_retries`]), and the layer retries it itself, after looking for
+    /// the resource made for this URN whenever an answer did not come ([`create_retrying`]).
+    const RETRY_BY_LOOKUP: bool = false;
+
     /// Whether the resources carry the `cairn:urn` tag: adoption then requires it. Without
     /// tags, a candidate is adopted by its identity alone (never a copy state holds).
     const TAGGED: bool = true;
@@ -263,8 +269,18 @@ impl<A: Api> Provider for Managed<A> {
                 (None, None) => {}
             }
         }
-        let id = match self.0.create(ctx, &args).await {
-            Ok(id) => id,
+        let made = if A::RETRY_BY_LOOKUP {
+            create_retrying(
+                || self.0.create(ctx, &args),
+                || async { Ok(self.look(ctx, &A::identity(inputs), inputs).await?.0) },
+            )
+            .await
+        } else {
+            self.0.create(ctx, &args).await.map(Attempt::Made)
+        };
+        let id = match made {
+            Ok(Attempt::Made(id)) => id,
+            Ok(Attempt::Found(seen)) => return self.adopt(ctx, seen, inputs, &args).await,
             Err(CreateError::Aws(e)) if e.is(A::EXISTS) => {
                 return match self.look(ctx, &A::identity(inputs), inputs).await? {
                     (Some(seen), _) => self.adopt(ctx, seen, inputs, &args).await,
@@ -307,6 +323,56 @@ impl<A: Api> Provider for Managed<A> {
         Ok(self.look(ctx, identity, identity).await?.0.map(|s| s.observed))
     }
 }
+
+/// What [`create_retrying`] got: the id the create answered, or what the lookup found after
+/// an answer that did not come.
+#[derive(Debug)]
+pub(crate) enum Attempt<T> {
+    Made(String),
+    Found(T),
+}
+
+/// How many times [`create_retrying`] sends a create.
+const CREATE_ATTEMPTS: u32 = 3;
+
+/// Sends a create that a repeat could duplicate (`call`, sent without the SDK's retries) up to
+/// three times: a throttled call again after a backoff; after an answer that did not come
+/// (a timeout, a reset, a 5xx: the request may have landed), only once `look` (by the
+/// `cairn:urn` tag) found nothing, and what it finds is the result. Never a second resource
+/// for a lost answer, as the SDK's own retry would make.
+pub(crate) async fn create_retrying<T, C, CF, L, LF>(mut call: C, mut look: L) -> Result<Attempt<T>, CreateError>
+where
+    C: FnMut() -> CF,
+    CF: Future<Output = Result<String, CreateError>>,
+    L: FnMut() -> LF,
+    LF: Future<Output = Result<Option<T>, ProviderError>>,
+{
+    let (mut attempt, mut delay) = (1, Duration::from_millis(500));
+    loop {
+        match call().await {
+            Ok(id) => return Ok(Attempt::Made(id)),
+            Err(CreateError::Aws(e)) if attempt < CREATE_ATTEMPTS && (e.throttled() || e.ambiguous()) => {
+                tokio::time::sleep(delay).await;
+                (attempt, delay) = (attempt + 1, delay * 2);
+                if e.ambiguous() {
+                    if let Some(found) = look().await? {
+                        return Ok(Attempt::Found(found));
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A per-call configuration without the SDK's retries, for a create that
+/// [`create_retrying`] retries itself: `.customize().config_override(no_retries!(aws_sdk_ec2))`.
+macro_rules! no_retries {
+    ($krate:ident) => {
+        $krate::config::Builder::default().retry_config(aws_config::retry::RetryConfig::disabled())
+    };
+}
+pub(crate) use no_retries;
 
 /// The error of an update or adoption whose resource vanished under it.
 fn gone(ctx: Context<'_>, id: &str) -> ProviderError {

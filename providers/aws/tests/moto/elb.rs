@@ -183,18 +183,18 @@ async fn a_name_taken_by_another_resource_is_refused() {
     assert!(e.contains(theirs.as_str()), "{e}");
 }
 
-/// Each create's request lands and its answer is lost.
+/// Each create's request lands and its answer is lost, with the SDK's retries on (3 attempts).
 ///
-/// Load balancers and target groups: AWS answers a repeated create of the same settings with
-/// the existing resource, so the SDK's retry of a lost answer is safe there; moto does not (its
-/// duplicate-name check compares freshly made ARNs and never fires, so a retry makes a second
-/// load balancer of the same name). So here the lost answer is not retried: the create fails,
-/// as a run killed at that point would, and the next create (a rerun) finds the one made for
-/// this URN by its name and tag before creating anything.
+/// Load balancers, target groups and listeners have no idempotency token, and moto does not
+/// refuse a repeat (its duplicate-name check compares freshly made ARNs, and it looks a
+/// listener's port up among listeners keyed by ARN; AWS answers a repeated load balancer or
+/// target group of the same settings with the existing one, and refuses a second listener on a
+/// port). So their creates go without the SDK's retries, and the provider, before sending one
+/// again, looks for the one made for this URN by its name (or port) and tag: the create
+/// succeeds, sent once, with exactly one resource.
 ///
-/// Listeners answer a repeated create with `DuplicateListener`, rules with `PriorityInUse`:
-/// the SDK retries, and the one made for this URN is adopted. Either way exactly one resource
-/// exists afterwards, and it is the one recorded.
+/// Rules answer a repeated create with `PriorityInUse`: the SDK retries, and the one made for
+/// this URN is adopted. Either way exactly one resource exists afterwards, the one recorded.
 #[tokio::test]
 async fn creates_whose_answers_were_lost_leave_one_resource_each() {
     let moto = Moto::start();
@@ -205,39 +205,29 @@ async fn creates_whose_answers_were_lost_leave_one_resource_each() {
             cairn_aws::AwsConfig { endpoint_url: Some(proxy.endpoint()), max_attempts: attempts, ..moto.config() };
         (proxy, Aws::new(config))
     };
-    let clean = moto.aws();
-    let (proxy, aws) = faulty("Action=CreateLoadBalancer", 1);
+    let (proxy, aws) = faulty("Action=CreateLoadBalancer", 3);
     let lb = LoadBalancer::application("web", subnets[..2].to_vec()).in_region(REGION);
     let lb_urn = urn(LoadBalancer::TYPE, "web");
-    let lost = LoadBalancerProvider::new(&aws).create(ctx(&lb_urn), &inputs(&lb)).await.unwrap_err().message;
-    assert!(lost.contains("CreateLoadBalancer"), "{lost}");
-    assert_eq!(proxy.signers_of(&["Action=CreateLoadBalancer"]).len(), 1);
-    assert_eq!(load_balancer_count(&moto).await, 1, "the request took effect");
-    let lbs = LoadBalancerProvider::new(&clean);
-    let found = lbs.find(ctx(&lb_urn), &lbs.identity(&inputs(&lb))).await.unwrap().expect("found by name and tag");
-    let lb_arn = lbs.create(ctx(&lb_urn), &inputs(&lb)).await.unwrap().id;
-    assert_eq!(lb_arn, found.id, "the rerun's create adopts it");
+    let lb_arn = LoadBalancerProvider::new(&aws).create(ctx(&lb_urn), &inputs(&lb)).await.unwrap().id;
+    assert_eq!(proxy.signers_of(&["Action=CreateLoadBalancer"]).len(), 1, "found, not sent again");
     assert_eq!(load_balancer_count(&moto).await, 1);
+    let lbs = LoadBalancerProvider::new(&moto.aws());
+    assert_eq!(lbs.find(ctx(&lb_urn), &lbs.identity(&inputs(&lb))).await.unwrap().unwrap().id, lb_arn);
 
-    let (_proxy, aws) = faulty("Action=CreateTargetGroup", 1);
+    let (proxy, aws) = faulty("Action=CreateTargetGroup", 3);
     let tg = TargetGroup::http("runner", vpc, 8080, "/_health").in_region(REGION);
     let tg_urn = urn(TargetGroup::TYPE, "tg");
-    TargetGroupProvider::new(&aws).create(ctx(&tg_urn), &inputs(&tg)).await.unwrap_err();
-    let tg_arn = TargetGroupProvider::new(&clean).create(ctx(&tg_urn), &inputs(&tg)).await.unwrap().id;
+    let tg_arn = TargetGroupProvider::new(&aws).create(ctx(&tg_urn), &inputs(&tg)).await.unwrap().id;
+    assert_eq!(proxy.signers_of(&["Action=CreateTargetGroup"]).len(), 1);
     let groups = moto.elb(REGION).describe_target_groups().send().await.unwrap();
     assert_eq!(groups.target_groups().len(), 1);
     assert_eq!(groups.target_groups()[0].target_group_arn(), Some(tg_arn.as_str()));
 
-    // moto never answers `DuplicateListener` (it looks the port up among listeners keyed by
-    // ARN), so the SDK's retry would make a second listener there; AWS refuses it, and the
-    // create adopts the one made for this URN like a rule's below. Here: no retry, and the
-    // rerun's recovery (`find`, by the load balancer, the port and the tag) finds it.
-    let (_proxy, aws) = faulty("Action=CreateListener", 1);
+    let (proxy, aws) = faulty("Action=CreateListener", 3);
     let l = Listener::http(lb_arn.clone(), 80, Action::forward(tg_arn.clone())).in_region(REGION);
     let l_urn = urn(Listener::TYPE, "http");
-    ListenerProvider::new(&aws).create(ctx(&l_urn), &inputs(&l)).await.unwrap_err();
-    let listeners = ListenerProvider::new(&clean);
-    let listener = listeners.find(ctx(&l_urn), &listeners.identity(&inputs(&l))).await.unwrap().expect("recovered");
+    let listener = ListenerProvider::new(&aws).create(ctx(&l_urn), &inputs(&l)).await.unwrap();
+    assert_eq!(proxy.signers_of(&["Action=CreateListener"]).len(), 1);
     let all = moto.elb(REGION).describe_listeners().load_balancer_arn(&lb_arn).send().await.unwrap();
     assert_eq!(all.listeners().len(), 1);
     assert_eq!(all.listeners()[0].listener_arn(), Some(listener.id.as_str()));

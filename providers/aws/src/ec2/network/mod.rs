@@ -36,7 +36,9 @@ use crate::client::{
     adoptable, first_tagged_for, found, gone_ok, if_unrecorded, invalid, parse_inputs, user_tags, validate_tags, AtUrn,
     Aws, AwsError, SdkResultExt, TAG_URN,
 };
-use crate::managed::{same_set_or, settle, unchanged, CONSISTENCY_WAIT};
+use crate::managed::{
+    create_retrying, no_retries, same_set_or, settle, unchanged, Attempt, CreateError, CONSISTENCY_WAIT,
+};
 
 /// How long deletes wait for dependencies to go away, and VPC endpoints for their state,
 /// unless a provider is built `with_wait`.
@@ -58,6 +60,15 @@ const DEPENDENCY: &[&str] = &["DependencyViolation"];
 /// The region of a resource: its `region` input, or the configured default.
 async fn region_of(aws: &Aws, ctx: Context<'_>, inputs: &Value) -> Result<String, ProviderError> {
     aws.region(inputs.get("region").and_then(Value::as_str)).await.map_err(|e| invalid(ctx, e))
+}
+
+/// The id a [`create_retrying`] got: made, or found by its tag after a lost answer.
+fn made_or_found(ctx: Context<'_>, made: Result<Attempt<String>, CreateError>) -> Result<String, ProviderError> {
+    match made {
+        Ok(Attempt::Made(id) | Attempt::Found(id)) => Ok(id),
+        Err(CreateError::Aws(e)) => Err(e.at(ctx)),
+        Err(CreateError::Other(e)) => Err(e),
+    }
 }
 
 /// How many resources a batched read asks EC2 for in one call: the values of one filter.

@@ -213,15 +213,26 @@ impl Provider for VpcProvider {
         let args = VpcArgs::parse(inputs).map_err(|e| invalid(ctx, e))?;
         let region = region_of(&self.aws, ctx, inputs).await?;
         let ec2 = self.aws.ec2(&region).await;
-        let out = ec2
-            .create_vpc()
-            .cidr_block(&args.cidr_block)
-            .tag_specifications(tag_spec(ctx, ResourceType::Vpc, &args.tags))
-            .send()
-            .await
-            .op(EC2, "CreateVpc")
-            .at(ctx)?;
-        let id = out.vpc().and_then(|v| v.vpc_id()).ok_or_else(|| invalid(ctx, "EC2 CreateVpc returned no VPC id"))?;
+        // CreateVpc has no client token and allows overlapping ranges: a retry of a lost
+        // answer would make a second VPC, so a lost answer is looked for by its tag first.
+        let made = create_retrying(
+            || async {
+                let out = ec2
+                    .create_vpc()
+                    .cidr_block(&args.cidr_block)
+                    .tag_specifications(tag_spec(ctx, ResourceType::Vpc, &args.tags))
+                    .customize()
+                    .config_override(no_retries!(aws_sdk_ec2))
+                    .send()
+                    .await
+                    .op(EC2, "CreateVpc")?;
+                let id = out.vpc().and_then(|v| v.vpc_id());
+                Ok(id.ok_or_else(|| invalid(ctx, "EC2 CreateVpc returned no VPC id"))?.to_string())
+            },
+            || async { Ok(self.find(ctx, &self.identity(inputs)).await?.map(|seen| seen.id)) },
+        )
+        .await;
+        let id = &made_or_found(ctx, made)?;
         // If this fails, the VPC exists without its attributes: the create stays pending, and the
         // next run finds the VPC (by its tag) and shows the difference.
         if !args.enable_dns_support {
@@ -680,17 +691,25 @@ impl Provider for InternetGatewayProvider {
         let args = InternetGatewayArgs::parse(inputs).map_err(|e| invalid(ctx, e))?;
         let region = region_of(&self.aws, ctx, inputs).await?;
         let ec2 = self.aws.ec2(&region).await;
-        let out = ec2
-            .create_internet_gateway()
-            .tag_specifications(tag_spec(ctx, ResourceType::InternetGateway, &args.tags))
-            .send()
-            .await
-            .op(EC2, "CreateInternetGateway")
-            .at(ctx)?;
-        let id = out
-            .internet_gateway()
-            .and_then(|g| g.internet_gateway_id())
-            .ok_or_else(|| invalid(ctx, "EC2 CreateInternetGateway returned no id"))?;
+        // No client token, and nothing unique about a gateway: a lost answer is looked for by
+        // its tag before the create is sent again.
+        let made = create_retrying(
+            || async {
+                let out = ec2
+                    .create_internet_gateway()
+                    .tag_specifications(tag_spec(ctx, ResourceType::InternetGateway, &args.tags))
+                    .customize()
+                    .config_override(no_retries!(aws_sdk_ec2))
+                    .send()
+                    .await
+                    .op(EC2, "CreateInternetGateway")?;
+                let id = out.internet_gateway().and_then(|g| g.internet_gateway_id());
+                Ok(id.ok_or_else(|| invalid(ctx, "EC2 CreateInternetGateway returned no id"))?.to_string())
+            },
+            || async { Ok(self.find(ctx, &self.identity(inputs)).await?.map(|seen| seen.id)) },
+        )
+        .await;
+        let id = &made_or_found(ctx, made)?;
         // If the attachment fails, the gateway exists detached: the create stays pending, and the
         // next run finds the gateway by its tag and attaches it.
         if let Some(vpc) = &args.vpc_id {
