@@ -37,7 +37,14 @@
 //!   standard retries with bounded attempts, and time limits per operation and attempt.
 //! - The create, read back, find and adopt sequence is written once (`managed.rs`): a
 //!   provider implements what is particular to its API; a create whose answer was lost is
-//!   recovered by the same lookup `find` uses.
+//!   recovered by the same lookup `find` uses. A create without an idempotency token that a
+//!   repeat would duplicate goes without the SDK's retries and is retried by the provider
+//!   after that lookup (`managed::create_retrying`).
+//! - Regions are checked against AWS's partitions before any call; an error from refused,
+//!   expired or unpermitted credentials says which profile (or variables) to fix and which IAM
+//!   action to allow.
+//! - Refresh reads many resources of a type per call where the API allows it
+//!   (`Provider::read_batch`, `read_many`).
 //! - Every taggable resource is tagged `cairn:stack` and `cairn:urn`; `find` adopts a
 //!   resource only if its `cairn:urn` tag names the resource being recovered (resources that
 //!   cannot be tagged are found by their unique name or identity instead), and never one of

@@ -201,8 +201,8 @@ impl<A: Api> Managed<A> {
         A::parse(inputs).map_err(|e| invalid(ctx, e))
     }
 
-    /// The resource made for this URN among the candidates for `identity`, and the owner of
-    /// the first candidate made for someone else (for the error of a name already taken).
+    /// The resource made for this URN among the candidates for `identity`, and whose the
+    /// first candidate made for someone else is (for the error of a name already taken).
     async fn look(
         &self,
         ctx: Context<'_>,
@@ -221,7 +221,10 @@ impl<A: Api> Managed<A> {
             if ours {
                 return Ok((Some(seen), None));
             }
-            other.get_or_insert_with(|| seen.urn.unwrap_or_else(|| "no `cairn:urn` tag".into()));
+            other.get_or_insert_with(|| match seen.urn {
+                Some(urn) => format!("it belongs to `{urn}`"),
+                None => "it carries no `cairn:urn` tag: it was made outside this stack".to_string(),
+            });
         }
         Ok((None, other))
     }
@@ -245,7 +248,7 @@ impl<A: Api> Managed<A> {
 
     /// The error for a unique name that a resource not made for this URN holds.
     fn taken(ctx: Context<'_>, cause: &str, owner: Option<String>) -> ProviderError {
-        let owner = owner.map(|o| format!(" (it belongs to `{o}`)")).unwrap_or_default();
+        let owner = owner.map(|o| format!(" ({o})")).unwrap_or_default();
         invalid(ctx, format!("{cause}: the resource exists and is not managed by this resource{owner}"))
     }
 }

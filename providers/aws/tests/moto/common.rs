@@ -16,3 +16,13 @@ pub fn urn(type_token: &str, name: &str) -> Urn {
 pub fn ctx(urn: &Urn) -> Context<'_> {
     Context::new(urn, STACK)
 }
+
+/// SSH from anywhere: the rule someone adds to a security group by hand.
+pub fn ssh_from_anywhere() -> aws_sdk_ec2::types::IpPermission {
+    aws_sdk_ec2::types::IpPermission::builder()
+        .ip_protocol("tcp")
+        .from_port(22)
+        .to_port(22)
+        .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip("0.0.0.0/0").build())
+        .build()
+}

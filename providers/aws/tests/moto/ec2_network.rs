@@ -407,12 +407,7 @@ async fn security_group_has_restricted_egress_and_rules_change_in_place() {
         .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip("0.0.0.0/0").build())
         .build();
     ec2.authorize_security_group_egress().group_id(&sg.id).ip_permissions(all).send().await.unwrap();
-    let ssh = aws_sdk_ec2::types::IpPermission::builder()
-        .ip_protocol("tcp")
-        .from_port(22)
-        .to_port(22)
-        .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip("0.0.0.0/0").build())
-        .build();
+    let ssh = crate::common::ssh_from_anywhere();
     ec2.authorize_security_group_ingress().group_id(&sg.id).ip_permissions(ssh).send().await.unwrap();
     let drifted = groups.read(ctx(&gu), &sg.id, &inputs(&retagged)).await.unwrap().unwrap();
     let stray = drifted.inputs["unmanaged_rules"].as_array().cloned().unwrap_or_default();

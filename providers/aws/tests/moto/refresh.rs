@@ -84,12 +84,7 @@ async fn refresh_reads_subnets_groups_and_auto_scaling_groups_in_batches() {
     let subnet = state.resources.values().find(|r| r.urn.as_str().ends_with("/s7")).unwrap();
     ec2.delete_subnet().subnet_id(&subnet.id).send().await.unwrap();
     let group = state.resources.values().find(|r| r.urn.as_str().ends_with("/g3")).unwrap();
-    let ssh = aws_sdk_ec2::types::IpPermission::builder()
-        .ip_protocol("tcp")
-        .from_port(22)
-        .to_port(22)
-        .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip("0.0.0.0/0").build())
-        .build();
+    let ssh = crate::common::ssh_from_anywhere();
     ec2.authorize_security_group_ingress().group_id(&group.id).ip_permissions(ssh).send().await.unwrap();
     let topic = state.resources.values().find(|r| r.urn.as_str().ends_with("/t2")).unwrap();
     let tag = aws_sdk_sns::types::Tag::builder().key("owner").value("ops").build().unwrap();
