@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::client::{
-    adoptable, all_tags, if_unrecorded, invalid, parse_arn, parse_inputs, tagged_for, validate_tags, AtUrn, Aws,
-    AwsError, SdkResultExt, TAG_URN,
+    adoptable, all_tags, by_region, if_unrecorded, invalid, parse_arn, parse_inputs, region_of, tagged_for,
+    validate_tags, AtUrn, Aws, AwsError, SdkResultExt, TAG_URN,
 };
 
 const AUTOSCALING: &str = "AutoScaling";
@@ -62,10 +62,6 @@ fn refresh_ended(s: &InstanceRefreshStatus) -> bool {
 
 fn progress(ctx: Context<'_>, message: &str) {
     tracing::info!(urn = %ctx.urn, "{message}");
-}
-
-async fn region_of(aws: &Aws, ctx: Context<'_>, inputs: &Value) -> Result<String, ProviderError> {
-    aws.region(inputs.get("region").and_then(Value::as_str)).await.map_err(|e| invalid(ctx, e))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -769,12 +765,8 @@ impl Provider for AutoScalingGroupProvider {
 
     /// One `DescribeAutoScalingGroups` per region (and page) for all of them.
     async fn read_many(&self, items: &[ReadItem<'_>]) -> Result<Vec<Option<Observed>>, ProviderError> {
-        let mut regions: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-        for (i, item) in items.iter().enumerate() {
-            regions.entry(region_of(&self.aws, item.ctx, item.inputs).await?).or_default().push(i);
-        }
         let mut seen = vec![None; items.len()];
-        for (region, indexes) in regions {
+        for (region, indexes) in by_region(&self.aws, items).await? {
             let asg = self.aws.autoscaling(&region).await;
             let names: Vec<String> = indexes.iter().map(|&i| items[i].id.to_string()).collect();
             let mut groups: BTreeMap<String, SdkGroup> = BTreeMap::new();

@@ -648,6 +648,24 @@ where
     Ok(None)
 }
 
+/// The region of a resource: its `region` input, or the configured default (imports).
+pub(crate) async fn region_of(aws: &Aws, ctx: Context<'_>, inputs: &Value) -> Result<String, ProviderError> {
+    aws.region(inputs.get("region").and_then(Value::as_str)).await.map_err(|e| invalid(ctx, e))
+}
+
+/// The items of a batched read by region (each item's `region` input, or the default), as
+/// indexes into `items`.
+pub(crate) async fn by_region(
+    aws: &Aws,
+    items: &[cairn::provider::ReadItem<'_>],
+) -> Result<std::collections::BTreeMap<String, Vec<usize>>, ProviderError> {
+    let mut regions: std::collections::BTreeMap<String, Vec<usize>> = std::collections::BTreeMap::new();
+    for (i, item) in items.iter().enumerate() {
+        regions.entry(region_of(aws, item.ctx, item.inputs).await?).or_default().push(i);
+    }
+    Ok(regions)
+}
+
 /// A provider error about the resource's inputs or id, naming the resource.
 pub(crate) fn invalid(ctx: Context<'_>, message: impl fmt::Display) -> ProviderError {
     ProviderError::new(format!("`{}`: {message}", ctx.urn))

@@ -626,7 +626,18 @@ impl RoleApi {
                     .at(ctx)?;
             }
         }
-        for policy in old.keys().filter(|p| !new.contains_key(*p)) {
+        self.delete_inline(ctx, name, old.keys().filter(|p| !new.contains_key(*p))).await
+    }
+
+    /// Deletes these inline policies of the role; one already gone is what was wanted.
+    async fn delete_inline(
+        &self,
+        ctx: Context<'_>,
+        name: &str,
+        policies: impl Iterator<Item = &String>,
+    ) -> Result<(), ProviderError> {
+        let iam = self.aws.iam().await;
+        for policy in policies {
             let deleted =
                 iam.delete_role_policy().role_name(name).policy_name(policy).send().await.op(IAM, "DeleteRolePolicy");
             gone_ok(deleted, NOT_FOUND).at(ctx)?;
@@ -781,8 +792,7 @@ impl Api for RoleApi {
             return Ok(());
         };
         let attached = found(self.attached(&name).await, NOT_FOUND).at(ctx)?.unwrap_or_default();
-        let inline: BTreeMap<String, Doc> = inline.into_iter().map(|p| (p, Doc { statements: Vec::new() })).collect();
-        self.sync_inline(ctx, &name, &inline, &BTreeMap::new()).await?;
+        self.delete_inline(ctx, &name, inline.iter()).await?;
         self.sync_attached(ctx, &name, &attached, &[]).await?;
         let iam = self.aws.iam().await;
         let deleted = retry_while(&["DeleteConflict"], self.wait, || async {

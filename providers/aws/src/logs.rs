@@ -306,19 +306,17 @@ impl Provider for LogGroupProvider {
                     groups.extend(self.groups_under(ctx, &region, name).await?);
                 }
             }
-            let mut arns = Vec::new();
-            for (_, name) in &wanted {
-                if let Some(g) = groups.get(name) {
-                    arns.push(group_arn(ctx, g)?);
-                }
-            }
-            let mut tags = crate::tagging::tags_of(&self.aws, &region, &arns).await.at(ctx)?;
+            let mut present = Vec::new();
             for (i, name) in wanted {
                 if let Some(g) = groups.get(&name) {
-                    let arn = group_arn(ctx, g)?;
-                    let these = tags.remove(&arn).unwrap_or_default();
-                    seen[i] = Some(Self::observed(&region, g, arn, these).0);
+                    present.push((i, g, group_arn(ctx, g)?));
                 }
+            }
+            let arns: Vec<String> = present.iter().map(|(_, _, arn)| arn.clone()).collect();
+            let mut tags = crate::tagging::tags_of(&self.aws, &region, &arns).await.at(ctx)?;
+            for (i, g, arn) in present {
+                let these = tags.remove(&arn).unwrap_or_default();
+                seen[i] = Some(Self::observed(&region, g, arn, these).0);
             }
         }
         Ok(seen)

@@ -22,14 +22,9 @@ use serde_json::{json, Value};
 
 use super::{base64_decode, base64_encode, filter, sync_tags, tag_map, tag_spec, urn_filter, EC2};
 use crate::client::{
-    first_tagged_for, found, gone_ok, if_tagged_for, if_unrecorded, invalid, parse_inputs, tagged_for, user_tags,
-    validate_tags, AtUrn, Aws, SdkResultExt, TAG_URN,
+    first_tagged_for, found, gone_ok, if_tagged_for, if_unrecorded, invalid, parse_inputs, region_of, tagged_for,
+    user_tags, validate_tags, AtUrn, Aws, SdkResultExt, TAG_URN,
 };
-
-/// The region of a resource: its `region` input, or the configured default (imports).
-async fn region_of(aws: &Aws, ctx: Context<'_>, inputs: &Value) -> Result<String, ProviderError> {
-    aws.region(inputs.get("region").and_then(Value::as_str)).await.map_err(|e| invalid(ctx, e))
-}
 
 /// A client token that is the same for the same request: a create or update retried after a
 /// crash is then not applied twice (EC2 keeps tokens for a while).

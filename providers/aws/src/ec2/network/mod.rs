@@ -33,8 +33,8 @@ use serde_json::{json, Value};
 
 use super::{all_tag_map, client_token, filter, retry_while, sync_tags, tag_map, tag_spec, urn_filter, EC2};
 use crate::client::{
-    adoptable, first_tagged_for, found, gone_ok, if_unrecorded, invalid, parse_inputs, user_tags, validate_tags, AtUrn,
-    Aws, AwsError, SdkResultExt, TAG_URN,
+    adoptable, by_region, first_tagged_for, found, gone_ok, if_unrecorded, invalid, parse_inputs, region_of, user_tags,
+    validate_tags, AtUrn, Aws, AwsError, SdkResultExt, TAG_URN,
 };
 use crate::managed::{
     create_retrying, no_retries, same_set_or, settle, unchanged, Attempt, CreateError, CONSISTENCY_WAIT,
@@ -57,11 +57,6 @@ const DEPENDENCY: &[&str] = &["DependencyViolation"];
 // Shared helpers
 // ---------------------------------------------------------------------------------------------
 
-/// The region of a resource: its `region` input, or the configured default.
-async fn region_of(aws: &Aws, ctx: Context<'_>, inputs: &Value) -> Result<String, ProviderError> {
-    aws.region(inputs.get("region").and_then(Value::as_str)).await.map_err(|e| invalid(ctx, e))
-}
-
 /// The id a [`create_retrying`] got: made, or found by its tag after a lost answer.
 fn made_or_found(ctx: Context<'_>, made: Result<Attempt<String>, CreateError>) -> Result<String, ProviderError> {
     match made {
@@ -73,16 +68,6 @@ fn made_or_found(ctx: Context<'_>, made: Result<Attempt<String>, CreateError>) -
 
 /// How many resources a batched read asks EC2 for in one call: the values of one filter.
 const READ_BATCH: usize = 200;
-
-/// The items of a batched read by region (each item's `region` input, or the default), as
-/// indexes into `items`.
-async fn by_region(aws: &Aws, items: &[ReadItem<'_>]) -> Result<BTreeMap<String, Vec<usize>>, ProviderError> {
-    let mut regions: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (i, item) in items.iter().enumerate() {
-        regions.entry(region_of(aws, item.ctx, item.inputs).await?).or_default().push(i);
-    }
-    Ok(regions)
-}
 
 /// A filter on several values (a filter, unlike a list of ids, does not fail the whole call
 /// when one of them no longer exists).
